@@ -1,0 +1,124 @@
+"""The ``runner`` Hydra launcher: all jobs of a sweep share one event loop and one limit.
+
+Hydra still sets up each job as usual (composition, output dir, ``.hydra/``, logging,
+callbacks), one job at a time, and each job still gets its own transcript; only the API
+calls run concurrently, under the sweep's shared concurrency limit, rate limits, cache and
+progress line. Every job's config is composed and validated before the first call.
+"""
+
+
+import copy
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerLauncherConf:
+    _target_: str = "hydra_plugins.runner_launcher.runner_launcher.RunnerLauncher"
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="runner", node=RunnerLauncherConf, provider="runner"
+)
+
+
+class RunnerLauncher(Launcher):
+    def __init__(self) -> None:
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]],
+               initial_job_idx: int) -> Sequence[JobReturn]:
+        from runner.config import validate
+        from runner.job import JobInfo, plan_job
+        from runner.sweep import Executor, HydraGate, set_active_executor, set_active_gate
+
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None
+        assert self.task_function is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info("Launching %d jobs in one event loop", len(job_overrides))
+
+        configs: list[DictConfig] = []
+        settings = None
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                self.config, list(overrides))
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = idx
+                sweep_config.hydra.job.num = idx
+            run = validate(_task_config(sweep_config))
+            plan_job(run, JobInfo(output_dir=Path(".")))  # every job checked before any call
+            settings = settings or run
+            configs.append(sweep_config)
+
+        gate = HydraGate()
+        runs: list[JobReturn | None] = [None] * len(configs)
+        # One limit for the whole sweep: the first job's concurrency, cache and progress settings.
+        executor = (Executor(settings.concurrency, settings.cache, settings.progress)
+                    if settings is not None else None)
+        set_active_executor(executor)
+        set_active_gate(gate)
+        try:
+            threads = []
+            for i, sweep_config in enumerate(configs):
+                ready = threading.Event()
+                thread = threading.Thread(target=self._run_one, name=f"runner-job-{i}",
+                                          args=(gate, ready, sweep_config, runs, i))
+                thread.start()
+                ready.wait()
+                threads.append(thread)
+            for thread in threads:
+                thread.join()
+        finally:
+            set_active_executor(None)
+            set_active_gate(None)
+            if executor is not None:
+                executor.close()
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return [r for r in runs if r is not None]
+
+    def _run_one(self, gate: object, ready: threading.Event, config: DictConfig,
+                 runs: list[JobReturn | None], i: int) -> None:
+        from runner.sweep import HydraGate
+
+        assert isinstance(gate, HydraGate)
+        assert self.hydra_context is not None and self.task_function is not None
+        gate.enter(ready)
+        try:
+            runs[i] = run_job(
+                hydra_context=self.hydra_context,
+                task_function=self.task_function,
+                config=config,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+        finally:
+            gate.exit()
+
+
+def _task_config(sweep_config: DictConfig) -> DictConfig:
+    task_cfg = copy.deepcopy(sweep_config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return task_cfg

@@ -1,0 +1,78 @@
+"""The command line: ``python -m runner [-m] key=value ...``.
+
+A thin Hydra entry: compose, validate, plan, hand the plan to an executor. Expected failures
+(bad keys and values, unknown presets, missing files or keys) print one line and exit 2;
+anything else keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.config import CONF_DIR, register_schema, validate
+from runner.errors import RunnerError
+from runner.job import JobInfo, JobResult, plan_job
+from runner.sweep import Executor, active_executor, active_gate
+
+log = logging.getLogger("runner")
+EXIT_USAGE = 2
+
+
+def task(cfg: DictConfig) -> float | None:
+    """Hydra's task function: one job. Returns the job's mean score (for optimizing sweepers)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    info = JobInfo(
+        output_dir=Path(hydra_cfg.runtime.output_dir),
+        job=OmegaConf.select(hydra_cfg, "job.num", default=None),
+        overrides=list(hydra_cfg.overrides.task),
+    )
+    run = validate(cfg)
+    plan = plan_job(run, info)
+    executor, gate = active_executor(), active_gate()
+    if executor is None or gate is None:
+        with Executor(run.concurrency, run.cache, run.progress) as own:
+            result = own.run(plan)
+    else:
+        with gate.released():
+            result = executor.run(plan)
+    _report(plan.transcript, result)
+    return result.mean_score
+
+
+def _report(path: Path, result: JobResult) -> None:
+    parts = [f"{result.calls} records", f"{result.errors} errors"]
+    if result.mean_score is not None:
+        parts.append(f"mean score {result.mean_score:.3f}")
+    log.info("%s -> %s", ", ".join(parts), path)
+
+
+def main() -> None:
+    """Entry point of ``python -m runner``."""
+    full_errors = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    # Hydra would print its own multi-line report; let errors reach us and say them in one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    register_schema()
+    import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from runner.diagnostics import describe
+
+    entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
+    try:
+        entry()
+    except (RunnerError, HydraException, OmegaConfBaseException) as exc:
+        if full_errors:
+            raise
+        print(f"runner: error: {describe(exc)}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        sys.exit(EXIT_USAGE)

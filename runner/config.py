@@ -1,0 +1,277 @@
+"""Typed schema of the ``conf/`` tree, and the one-pass validation that turns it into objects.
+
+The dataclasses are registered in Hydra's ConfigStore (``register_schema``) so that every
+YAML file and every command-line override is type-checked as it is merged; ``validate``
+then checks what types cannot (ranges, params the model rejects) and returns a
+``RunConfig`` of plain dataclasses. Nothing here imports Hydra at module level, so the
+engine and notebooks can use the schema without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from runner.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+"""The repo's ``conf/`` tree (the package is installed in editable mode from the repo)."""
+
+SAMPLING_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "reasoning_effort",
+)
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+@dataclass
+class Prices:
+    """List prices in USD per 1M tokens; null where unknown (cost is then null, never guessed)."""
+
+    input: float | None = None
+    cached_input: float | None = None
+    output: float | None = None
+
+
+@dataclass
+class ModelPreset:
+    """One model: where it lives, what it costs, how to count its tokens, what it accepts."""
+
+    name: str = MISSING
+    engine: str = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    context_window: int = MISSING
+    max_output_tokens: int = MISSING
+    encoding: str | None = "o200k_base"
+    prices: Prices = field(default_factory=Prices)
+    accepts: list[str] = field(default_factory=lambda: list(SAMPLING_PARAMS))
+    max_tokens_param: str = "max_tokens"
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass
+class SystemPreset:
+    """A named system message."""
+
+    name: str = MISSING
+    message: str = MISSING
+
+
+@dataclass
+class SamplingPreset:
+    """Sampling parameters; null means "not sent" (the server's default applies)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    stop: list[str] | None = None
+    reasoning_effort: str | None = None
+
+
+@dataclass
+class ScorerSpec:
+    """How an answer is compared with its expected answer."""
+
+    kind: str = "exact"
+    ignore_case: bool = True
+    normalize_whitespace: bool = True
+    tolerance: float = 0.0
+
+
+@dataclass
+class TurnSpec:
+    """One user turn of a conversation, with an optional expected answer."""
+
+    question: str = MISSING
+    expected: str | None = None
+    scorer: str | None = None
+
+
+@dataclass
+class QuestionItem:
+    """A single question (``question``) or a multi-turn conversation (``turns``)."""
+
+    id: str | None = None
+    question: str | None = None
+    expected: str | None = None
+    scorer: str | None = None
+    turns: list[TurnSpec] = field(default_factory=list)
+
+
+@dataclass
+class QuestionSet:
+    """Questions given inline (``items``) or read from a JSONL/CSV file (``path``)."""
+
+    name: str = MISSING
+    path: str | None = None
+    items: list[QuestionItem] = field(default_factory=list)
+    scorer: ScorerSpec = field(default_factory=ScorerSpec)
+
+
+@dataclass
+class RetryPolicy:
+    """How failed calls are retried."""
+
+    max_attempts: int = 6
+    initial_backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+
+
+@dataclass
+class CacheSettings:
+    """The on-disk response cache."""
+
+    enabled: bool = True
+    dir: str = "outputs/.cache"
+
+
+@dataclass
+class RunConfig:
+    """The whole composed experiment, as ``conf/config.yaml`` lays it out."""
+
+    model: ModelPreset = MISSING
+    system: SystemPreset = MISSING
+    sampling: SamplingPreset = MISSING
+    questions: QuestionSet = MISSING
+    max_history: int | None = None
+    token_budget: int | None = None
+    concurrency: int = 16
+    timeout_s: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    resume: bool = False
+    dry_run: bool = False
+    progress: bool = True
+
+
+def register_schema() -> None:
+    """Register the schema in Hydra's ConfigStore (``conf/config.yaml`` names it first)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="runner_schema", node=RunConfig)
+
+
+def validate(cfg: DictConfig | RunConfig) -> RunConfig:
+    """Check a composed config once and return it as plain dataclasses.
+
+    Raises ``ConfigError`` naming the key, the bad value and the fix.
+    """
+    if isinstance(cfg, DictConfig):
+        try:
+            run = OmegaConf.to_object(cfg)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(describe_omegaconf_error(exc)) from None
+        if not isinstance(run, RunConfig):  # composed without the schema
+            run = _from_plain(cfg)
+    else:
+        run = cfg
+    _check_ranges(run)
+    _check_accepted_params(run)
+    return run
+
+
+def _from_plain(cfg: DictConfig) -> RunConfig:
+    schema = OmegaConf.structured(RunConfig)
+    try:
+        merged = OmegaConf.merge(schema, cfg)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(describe_omegaconf_error(exc)) from None
+
+
+def describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
+    """One line from an OmegaConf error: the full key and what was wrong with it."""
+    key = getattr(exc, "full_key", None)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if key:
+        return f"{key}: {first}"
+    return first
+
+
+def _check_ranges(run: RunConfig) -> None:
+    s = run.sampling
+    checks: list[tuple[str, Any, bool, str]] = [
+        ("sampling.temperature", s.temperature, s.temperature is None or 0 <= s.temperature <= 2,
+         "a number from 0 to 2"),
+        ("sampling.top_p", s.top_p, s.top_p is None or 0 < s.top_p <= 1, "a number in (0, 1]"),
+        ("sampling.max_tokens", s.max_tokens, s.max_tokens is None or s.max_tokens >= 1,
+         "a whole number of at least 1"),
+        ("sampling.presence_penalty", s.presence_penalty,
+         s.presence_penalty is None or -2 <= s.presence_penalty <= 2, "a number from -2 to 2"),
+        ("sampling.frequency_penalty", s.frequency_penalty,
+         s.frequency_penalty is None or -2 <= s.frequency_penalty <= 2, "a number from -2 to 2"),
+        ("sampling.reasoning_effort", s.reasoning_effort,
+         s.reasoning_effort is None or s.reasoning_effort in REASONING_EFFORTS,
+         "one of " + ", ".join(REASONING_EFFORTS)),
+        ("concurrency", run.concurrency, run.concurrency >= 1, "a whole number of at least 1"),
+        ("timeout_s", run.timeout_s, run.timeout_s > 0, "a positive number of seconds"),
+        ("retry.max_attempts", run.retry.max_attempts, run.retry.max_attempts >= 1,
+         "a whole number of at least 1"),
+        ("max_history", run.max_history, run.max_history is None or run.max_history >= 0,
+         "a whole number of at least 0, or null"),
+        ("token_budget", run.token_budget, run.token_budget is None or run.token_budget > 0,
+         "a positive number of tokens, or null"),
+        ("model.context_window", run.model.context_window, run.model.context_window > 0,
+         "a positive number of tokens"),
+        ("model.engine", run.model.engine, run.model.engine in ("openai", "echo"),
+         "'openai' or 'echo'"),
+        ("model.max_tokens_param", run.model.max_tokens_param,
+         run.model.max_tokens_param in ("max_tokens", "max_completion_tokens"),
+         "'max_tokens' or 'max_completion_tokens'"),
+        ("model.rpm", run.model.rpm, run.model.rpm is None or run.model.rpm > 0,
+         "a positive number of requests per minute, or null"),
+        ("model.tpm", run.model.tpm, run.model.tpm is None or run.model.tpm > 0,
+         "a positive number of tokens per minute, or null"),
+    ]
+    for key, value, ok, wanted in checks:
+        if not ok:
+            raise ConfigError(f"{key}={value!r} is out of range: use {wanted}")
+    unknown = sorted(set(run.model.accepts) - set(SAMPLING_PARAMS))
+    if unknown:
+        raise ConfigError(
+            f"model.accepts lists unknown params {unknown}: use names from "
+            + ", ".join(SAMPLING_PARAMS)
+        )
+
+
+def _check_accepted_params(run: RunConfig) -> None:
+    rejected = [
+        p for p in SAMPLING_PARAMS
+        if getattr(run.sampling, p) is not None and p not in run.model.accepts
+    ]
+    if rejected:
+        first = rejected[0]
+        raise ConfigError(
+            f"model {run.model.name} does not accept sampling.{first}="
+            f"{getattr(run.sampling, first)!r} (it accepts: {', '.join(run.model.accepts)}); "
+            f"set sampling.{first}=null or choose another model"
+        )
+
+
+def sampling_params(run: RunConfig) -> dict[str, Any]:
+    """The sampling params exactly as they go on the wire (nulls left out, max_tokens renamed)."""
+    params: dict[str, Any] = {}
+    for name in SAMPLING_PARAMS:
+        value = getattr(run.sampling, name)
+        if value is None:
+            continue
+        if name == "max_tokens":
+            name = run.model.max_tokens_param
+        params[name] = list(value) if name == "stop" else value
+    return params

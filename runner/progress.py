@@ -1,0 +1,37 @@
+"""The live progress line of a run or sweep: calls done of total, errors, tokens, cost so far."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from runner.record import TranscriptRecord
+
+
+class Progress:
+    """One bar for everything running in an event loop; silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.errors = 0
+        self.tokens = 0
+        self.cost_usd = 0.0
+        self._bar = tqdm(total=0, unit="call", dynamic_ncols=True, file=sys.stderr,
+                         disable=not (enabled and sys.stderr.isatty()))
+
+    def add_calls(self, n: int) -> None:
+        """A job was planned: its calls join the total."""
+        self._bar.total = (self._bar.total or 0) + n
+        self._bar.refresh()
+
+    def record_done(self, record: TranscriptRecord) -> None:
+        if record.error is not None:
+            self.errors += 1
+        self.tokens += record.usage.total_tokens or 0
+        self.cost_usd += record.cost_usd or 0.0
+        self._bar.set_postfix_str(
+            f"errors={self.errors} tokens={self.tokens:,} cost=${self.cost_usd:.4f}", refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,75 @@
+"""Which failed calls are retried, and how long to wait: decided here and nowhere else."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+
+import httpx2
+import openai
+
+from runner.record import CallError
+
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class Failure:
+    """A classified exception: retry it or not, the server's requested wait, the record's error."""
+
+    retryable: bool
+    retry_after_s: float | None
+    error: CallError
+
+
+def classify(exc: BaseException) -> Failure:
+    """Sort an exception from a call into retryable or final, and describe it for the record."""
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retryable = status in RETRYABLE_STATUS or status >= 500
+        code = getattr(exc, "code", None)
+        if code == "context_length_exceeded":
+            retryable = False
+        return Failure(retryable, retry_after(exc.response.headers) if retryable else None,
+                       CallError(type(exc).__name__, _message(exc), status))
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return Failure(True, None, CallError("Timeout", _message(exc) or "the call timed out"))
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return Failure(True, None, CallError("ConnectionError", _message(exc)))
+    if isinstance(exc, ValueError | openai.APIError):
+        # a malformed chunk or a stream that ends in an error event
+        return Failure(True, None, CallError("StreamError", _message(exc)))
+    return Failure(False, None, CallError(type(exc).__name__, _message(exc)))
+
+
+def retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds a server asks us to wait: ``retry-after-ms``, else ``retry-after`` (secs or date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(float(ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else max(parsed.timestamp() - time.time(), 0.0)
+
+
+def backoff_s(attempt: int, initial: float, maximum: float, retry_after_s: float | None) -> float:
+    """Wait before attempt ``attempt + 1``: full-jitter exponential, or at least what was asked."""
+    jittered = random.uniform(0, min(maximum, initial * 2 ** (attempt - 1)))
+    if retry_after_s is not None:
+        return retry_after_s + random.uniform(0, min(1.0, initial))
+    return jittered
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]

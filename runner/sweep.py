@@ -1,0 +1,134 @@
+"""Running jobs' calls in one event loop, on a thread of its own, under one shared Gateway.
+
+A single run uses one ``Executor`` for its one job; the runner launcher uses one for a whole
+sweep, so every job shares the concurrency limit, rate limits, cache and progress line.
+Callers on any thread (Hydra's job threads, a notebook cell) submit a plan and wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from runner.cache import ResponseCache
+from runner.config import CacheSettings
+from runner.gateway import Gateway
+from runner.job import JobPlan, JobResult, execute_job
+from runner.progress import Progress
+
+
+# One line a request from the HTTP client drowns everything else in a sweep of thousands.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+class Executor:
+    """An event loop thread with a Gateway and a progress line; use as a context manager."""
+
+    def __init__(self, concurrency: int, cache: CacheSettings, progress: bool = True) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="runner-loop",
+                                        daemon=True)
+        self._thread.start()
+        response_cache = ResponseCache(_cache_dir(cache.dir)) if cache.enabled else None
+        self.progress = Progress(progress)
+        self.gateway: Gateway = self._call(self._make_gateway(concurrency, response_cache))
+
+    @staticmethod
+    async def _make_gateway(concurrency: int, cache: ResponseCache | None) -> Gateway:
+        return Gateway(concurrency, cache)
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def submit(self, plan: JobPlan) -> concurrent.futures.Future[JobResult]:
+        """Start a job's calls; the future completes when its last record is written."""
+        self._loop.call_soon_threadsafe(self.progress.add_calls, plan.calls)
+        return asyncio.run_coroutine_threadsafe(
+            execute_job(plan, self.gateway, self.progress), self._loop)
+
+    def run(self, plan: JobPlan) -> JobResult:
+        return self.submit(plan).result()
+
+    def close(self) -> None:
+        if not self._loop.is_running():
+            return
+        self._call(self.gateway.aclose())
+        self._loop.call_soon_threadsafe(self.progress.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        if self.gateway.cache is not None:
+            self.gateway.cache.close()
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cache_dir(directory: str) -> Path:
+    return Path(directory).expanduser().resolve()
+
+
+_active: Executor | None = None
+
+
+def active_executor() -> Executor | None:
+    """The executor a launcher set up for the sweep in progress, if any."""
+    return _active
+
+
+def set_active_executor(executor: Executor | None) -> None:
+    global _active
+    _active = executor
+
+
+class HydraGate:
+    """Lets one job thread at a time run Hydra's own code (set-up, callbacks, clean-up), which
+    keeps global state; the jobs' calls run outside it, all at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def enter(self, ready: threading.Event | None = None) -> None:
+        self._lock.acquire()
+        self._local.held = True
+        if ready is not None:
+            self._local.ready = ready
+
+    def exit(self) -> None:
+        if getattr(self._local, "held", False):
+            self._local.held = False
+            self._lock.release()
+        ready = getattr(self._local, "ready", None)
+        if ready is not None:
+            ready.set()
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Step out of Hydra's code while this job's calls run; step back in to finish."""
+        self.exit()
+        try:
+            yield
+        finally:
+            self.enter()
+
+
+_gate: HydraGate | None = None
+
+
+def active_gate() -> HydraGate | None:
+    return _gate
+
+
+def set_active_gate(gate: HydraGate | None) -> None:
+    global _gate
+    _gate = gate
