@@ -34,13 +34,19 @@ def task(cfg: DictConfig) -> float | None:
         job=OmegaConf.select(hydra_cfg, "job.num", default=None),
         overrides=list(hydra_cfg.overrides.task),
     )
-    run = validate(cfg)
-    plan = plan_job(run, info)
     executor, gate = active_executor(), active_gate()
     if executor is None or gate is None:
-        with Executor(run.concurrency, run.cache, run.progress) as own:
-            result = own.run(plan)
-    else:
+        try:
+            run = validate(cfg)
+            plan = plan_job(run, info)
+            with Executor(run.concurrency, run.cache, run.progress) as own:
+                result = own.run(plan)
+        except RunnerError as exc:
+            # A single run: say it in one line now; Hydra would add its own report around it.
+            print(f"runner: error: {exc}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+    else:  # a job of a sweep under the runner launcher, which validated it already
+        plan = plan_job(validate(cfg), info)
         with gate.released():
             result = executor.run(plan)
     _report(plan.transcript, result)

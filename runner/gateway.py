@@ -39,7 +39,7 @@ class CallOutcome:
 
 
 def api_key_for(preset: ModelPreset) -> str:
-    """The preset's API key from the environment; raises ``CredentialsError`` naming the variable."""
+    """The preset's API key from the environment; ``CredentialsError`` names a missing variable."""
     if preset.engine == "echo":
         return "offline"
     if not preset.api_key_env:

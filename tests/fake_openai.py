@@ -49,8 +49,8 @@ import json
 import logging
 import math
 import re
+import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -189,9 +189,8 @@ def _split_pieces(text: str, n: int = N_PIECES) -> list[str]:
         return [text] if text else []
     k = min(n, len(words))
     size = math.ceil(len(words) / k)
-    pieces = ["".join(words[i : i + size]) for i in range(0, len(words), size)]
-    # _WORD_RE drops leading whitespace only; the answer always starts with a word.
-    return pieces
+    # _WORD_RE only drops leading whitespace, and the answer always starts with a word.
+    return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
 class _Answer:
@@ -630,7 +629,9 @@ class FakeOpenAIServer:
         elif behaviour.kind == "cut":
             headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+            )
             raise _Abort("cut")
         else:
             await self._respond(send, 200, body)
@@ -706,9 +707,16 @@ def main(argv: list[str] | None = None) -> None:
     def ready() -> None:
         print(f"READY {server.base_url}", flush=True)
 
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
+    # previous handler: make that a clean exit (status 0) rather than death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_foreground(on_ready=ready)
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

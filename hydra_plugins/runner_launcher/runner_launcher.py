@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict, read_write
+
+from runner.errors import RunnerError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,11 @@ class RunnerLauncher(Launcher):
             if executor is not None:
                 executor.close()
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        return [r for r in runs if r is not None]
+        done = [r for r in runs if r is not None]
+        for ret in done:  # an expected failure is said in one line by the CLI, not as a report
+            if ret.status == JobStatus.FAILED and isinstance(ret._return_value, RunnerError):
+                raise ret._return_value
+        return done
 
     def _run_one(self, gate: object, ready: threading.Event, config: DictConfig,
                  runs: list[JobReturn | None], i: int) -> None:

@@ -1,0 +1,34 @@
+"""runner: a Hydra-configured prompt experiment runner.
+
+Describe an experiment in ``conf/``, run ``python -m runner`` (or sweep with ``-m``), and
+every API call becomes one JSONL record; ``load_results`` turns a run or a sweep into one
+pandas DataFrame.
+"""
+
+from runner.config import ModelPreset, RunConfig
+from runner.errors import (
+    BudgetError,
+    ConfigError,
+    CredentialsError,
+    QuestionsError,
+    ResultsError,
+    RunnerError,
+)
+from runner.record import TokenUsage, TranscriptRecord
+from runner.results import load_results
+from runner.tokens import count_tokens
+
+__all__ = [
+    "BudgetError",
+    "ConfigError",
+    "CredentialsError",
+    "ModelPreset",
+    "QuestionsError",
+    "ResultsError",
+    "RunConfig",
+    "RunnerError",
+    "TokenUsage",
+    "TranscriptRecord",
+    "count_tokens",
+    "load_results",
+]

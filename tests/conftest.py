@@ -1,0 +1,70 @@
+"""Shared fixtures: tiktoken's offline encodings, a fake OpenAI server, the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_TIKTOKEN = REPO.parent / "shared" / "tiktoken"
+if SHARED_TIKTOKEN.is_dir():
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED_TIKTOKEN))
+
+from fake_openai import FakeOpenAIServer  # noqa: E402
+
+FAKE_KEY = "sk-test-fixture-0123456789abcdefSECRET"
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_server(_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    """A fake OpenAI-compatible server on 127.0.0.1, reset to defaults for each test."""
+    _server.reset()
+    return _server
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HYDRA_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class Cli:
+    """Runs ``python -m runner`` as a user would, with all output under ``tmp_path``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.run_dir = tmp_path / "run"
+        self.sweep_dir = tmp_path / "sweep"
+        self.cache_dir = tmp_path / "cache"
+
+    def args(self, *overrides: str) -> list[str]:
+        return [sys.executable, "-m", "runner", *overrides,
+                f"hydra.run.dir={self.run_dir}", f"hydra.sweep.dir={self.sweep_dir}",
+                f"cache.dir={self.cache_dir}"]
+
+    def __call__(self, *overrides: str, env: dict[str, str] | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.args(*overrides), cwd=self.tmp, env=env or cli_env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def fake_model(server: FakeOpenAIServer, *extra: str) -> list[str]:
+    """Overrides that point an OpenAI preset at the fake server."""
+    return ["model=gpt-4.1-mini", f"model.base_url={server.base_url}", *extra]

@@ -1,0 +1,191 @@
+"""``python -m runner`` as a user runs it: a subprocess, output under tmp_path."""
+
+import dataclasses
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FAKE_KEY, Cli, cli_env, fake_model
+
+from runner import load_results
+from runner.record import TranscriptRecord
+
+pytestmark = pytest.mark.slow
+FIELDS = {f.name for f in dataclasses.fields(TranscriptRecord)} - {"extra"}
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_single_run_writes_a_full_record_per_call(cli: Cli) -> None:
+    done = cli("sampling.seed=7")
+    assert done.returncode == 0, done.stderr
+    rows = records(cli.run_dir / "transcript.jsonl")
+    assert len(rows) == 5
+    for row in rows:
+        assert set(row) == FIELDS
+        assert row["offline"] is True and row["model"] == "echo" and row["base_url"] is None
+        assert row["overrides"][0] == "sampling.seed=7" and row["params"] == {"seed": 7}
+        assert row["answer"] == row["question"]  # echo
+        assert row["usage"]["source"] == "api"
+        assert row["usage"]["prompt_tokens"] == row["estimated_prompt_tokens"]
+        assert row["cost_usd"] == 0.0 and row["error"] is None and row["attempts"] == 1
+        assert row["messages"][0]["role"] == "system" and row["messages"][-1]["role"] == "user"
+    assert len({r["record_id"] for r in rows}) == 5
+    assert (cli.run_dir / ".hydra" / "config.yaml").exists()
+
+
+def test_sweep_writes_one_transcript_per_job_and_loads_into_pandas(cli: Cli) -> None:
+    done = cli("-m", "model=echo", "system=helpful,concise", "sampling.temperature=0,0.7")
+    assert done.returncode == 0, done.stderr
+    transcripts = sorted(cli.sweep_dir.glob("*/transcript.jsonl"))
+    assert [p.parent.name for p in transcripts] == ["0", "1", "2", "3"]
+    for path in transcripts:
+        assert len(records(path)) == 5
+        assert (path.parent / ".hydra" / "overrides.yaml").exists()
+    df = load_results(cli.sweep_dir)
+    assert len(df) == 20
+    assert sorted(df["sampling.temperature"].unique()) == [0.0, 0.7]
+    assert set(df["system"]) == {"helpful", "concise"}
+    assert set(df["params.temperature"]) == {0.0, 0.7}
+    table = df.pivot_table(index="system", columns="sampling.temperature",
+                           values="usage.prompt_tokens", aggfunc="sum")
+    assert table.shape == (2, 2)
+    assert (table.loc["concise"] != table.loc["helpful"]).all()
+
+
+def test_conversations_carry_history_and_trim_it(cli: Cli) -> None:
+    assert cli("questions=math_chat").returncode == 0
+    rows = {(r["conversation_id"], r["turn"]): r for r in records(cli.run_dir / "transcript.jsonl")}
+    second = rows[("times_then_add", 2)]
+    assert [m["content"] for m in second["messages"][1:]] == [
+        "What is 12 times 7?", "What is 12 times 7?", "Now add 16 to that."]
+    assert second["dropped_messages"] == 0 and second["expected"] == "100"
+    (cli.tmp / "trimmed").mkdir()
+    trimmed = Cli(cli.tmp / "trimmed")
+    assert trimmed("questions=math_chat", "max_history=1").returncode == 0
+    third = {(r["conversation_id"], r["turn"]): r
+             for r in records(trimmed.run_dir / "transcript.jsonl")}[("divide_square_subtract", 3)]
+    assert third["dropped_messages"] == 2 and len(third["messages"]) == 4
+
+
+def test_a_question_over_the_budget_is_an_error_record(cli: Cli) -> None:
+    done = cli("questions=math_chat", "token_budget=40", "sampling.max_tokens=8")
+    assert done.returncode == 0, done.stderr
+    rows = records(cli.run_dir / "transcript.jsonl")
+    errors = [r for r in rows if r["error"]]
+    assert errors and {r["error"]["type"] for r in errors} <= {"BudgetError", "Skipped"}
+    assert all(r["answer"] is None and r["messages"] == [] for r in errors)
+    assert len(rows) == 8  # every planned turn has a record
+
+
+BAD_INPUT = [
+    (["model=gpt-7"], "unknown model preset 'gpt-7': choose one of echo"),
+    (["sampling.temperature=hot"], "sampling.temperature=hot is not a number"),
+    (["sampling.temperatur=1"], "unknown key sampling.temperatur: did you mean sampling.temperature?"),
+    (["temprature=1"], "did you mean sampling.temperature?"),
+    (["questions.path=missing.jsonl"], "questions file missing.jsonl not found"),
+    (["model=gpt-6-luna"], "set the environment variable OPENAI_API_KEY"),
+    (["model=gpt-6-luna", "sampling.temperature=0.5"],
+     "model gpt-6-luna does not accept sampling.temperature=0.5"),
+    (["-m", "model=echo,gpt-6-luna", "sampling=deterministic"],
+     "model gpt-6-luna does not accept sampling.temperature=0.0"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUT)
+def test_bad_input_is_one_line_and_a_nonzero_exit(cli: Cli, overrides, message: str) -> None:
+    env = cli_env(OPENAI_API_KEY=FAKE_KEY) if "sampling" in " ".join(overrides) else cli_env()
+    done = cli(*overrides, env=env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("runner: error: ") and message in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr and "Error executing job" not in done.stderr
+    assert not list(cli.tmp.rglob("transcript.jsonl"))  # caught before any call
+
+
+def test_malformed_questions_file_names_file_and_line(cli: Cli) -> None:
+    bad = cli.tmp / "bad.jsonl"
+    bad.write_text('{"id": "a", "question": "fine"}\n{"id": "b", "question": oops}\n')
+    done = cli(f"questions.path={bad}", "questions.items=[]")
+    assert done.returncode == 2
+    assert f"runner: error: {bad}, line 2: not valid JSON" in done.stderr
+
+
+def test_rerunning_into_a_used_run_dir_asks_for_resume(cli: Cli) -> None:
+    assert cli().returncode == 0
+    again = cli()
+    assert again.returncode == 2 and "pass resume=true" in again.stderr
+
+
+def test_real_wire_path_records_the_servers_usage_and_id(cli: Cli, fake_server) -> None:
+    done = cli(*fake_model(fake_server), env=cli_env(OPENAI_API_KEY=FAKE_KEY))
+    assert done.returncode == 0, done.stderr
+    rows = records(cli.run_dir / "transcript.jsonl")
+    assert len(rows) == 5 and fake_server.request_count == 5
+    for row in rows:
+        assert row["offline"] is False and row["base_url"] == fake_server.base_url
+        assert row["response_id"].startswith("chatcmpl-fake-")
+        assert row["answer"] == "fake answer to: " + row["question"]
+        assert row["usage"]["source"] == "api"
+        assert row["usage"]["completion_tokens"] == len(row["answer"].split())
+        server_count = sum(7 + len(m["content"].split()) for m in row["messages"])
+        assert row["usage"]["prompt_tokens"] == server_count  # the server's figure, not ours
+        assert row["cost_usd"] > 0 and row["served_model"] == "gpt-4.1-mini"
+    assert all(body["stream"] and body["stream_options"] == {"include_usage": True}
+               for body in fake_server.requests)
+
+
+def test_a_server_without_usage_falls_back_to_tiktoken(cli: Cli, fake_server) -> None:
+    fake_server.send_usage = False
+    done = cli(*fake_model(fake_server), env=cli_env(OPENAI_API_KEY=FAKE_KEY))
+    assert done.returncode == 0, done.stderr
+    for row in records(cli.run_dir / "transcript.jsonl"):
+        assert row["usage"]["source"] == "estimate"
+        assert row["usage"]["prompt_tokens"] == row["estimated_prompt_tokens"] > 0
+        assert row["usage"]["completion_tokens"] > 0 and row["cost_usd"] > 0
+
+
+def test_records_are_on_disk_as_each_call_completes(cli: Cli, fake_server) -> None:
+    fake_server.latency_s = 0.6
+    proc = subprocess.Popen(cli.args(*fake_model(fake_server), "concurrency=1"), cwd=cli.tmp,
+                            env=cli_env(OPENAI_API_KEY=FAKE_KEY), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    transcript = cli.run_dir / "transcript.jsonl"
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if transcript.exists():
+            seen.add(len(transcript.read_text().splitlines()))
+        time.sleep(0.05)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert {1, 2, 3, 4} <= seen  # each line was on disk while later calls were still running
+    assert len(records(transcript)) == 5
+
+
+def test_the_api_key_is_written_nowhere(cli: Cli, fake_server) -> None:
+    fake_server.enqueue("401")
+    done = cli("-m", *fake_model(fake_server), "sampling.seed=1,2",
+               env=cli_env(OPENAI_API_KEY=FAKE_KEY))
+    assert done.returncode == 0, done.stderr
+    assert FAKE_KEY not in done.stdout + done.stderr
+    files = [p for p in cli.tmp.rglob("*") if p.is_file()]
+    assert any(p.name == "transcript.jsonl" for p in files) and any(".hydra" in str(p) for p in files)
+    for path in files:
+        assert FAKE_KEY.encode() not in path.read_bytes(), path
+    assert any(r["error"] for r in records(cli.sweep_dir / "0" / "transcript.jsonl")
+               + records(cli.sweep_dir / "1" / "transcript.jsonl"))
+
+
+def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
+    done = subprocess.run([*cli.args()[:1], "-X", "importtime", *cli.args()[1:]], cwd=cli.tmp,
+                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "hydra" in imported and "openai" in imported
+    assert "pandas" not in imported and "IPython" not in imported

@@ -1,0 +1,347 @@
+"""Tests for the fake OpenAI server used by the runner's tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+from fake_openai import Behaviour, FakeOpenAIServer, free_port
+from openai import AsyncOpenAI, OpenAI
+
+MESSAGES = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "what is the capital of France"},
+]
+ANSWER = "fake answer to: what is the capital of France"
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(shared_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    shared_server.reset()
+    return shared_server
+
+
+@pytest.fixture
+def client(server: FakeOpenAIServer) -> Iterator[OpenAI]:
+    with OpenAI(api_key="test", base_url=server.base_url, max_retries=0) as c:
+        yield c
+
+
+def _stream(client: OpenAI, **kwargs: object) -> list:
+    stream = client.chat.completions.create(
+        model="fake-model", messages=MESSAGES, stream=True, **kwargs
+    )
+    with stream:
+        return list(stream)
+
+
+def test_stream_with_usage_chunk(server: FakeOpenAIServer, client: OpenAI) -> None:
+    chunks = _stream(client, stream_options={"include_usage": True})
+
+    content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(content_chunks) == 3
+    assert "".join(c.choices[0].delta.content for c in content_chunks) == ANSWER
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert content_chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.choices[0].finish_reason is None for c in content_chunks[:-1])
+
+    last = chunks[-1]
+    assert last.choices == []
+    assert last.usage is not None
+    assert last.usage.completion_tokens == len(ANSWER.split())
+    assert last.usage.prompt_tokens == 7 * 2 + 2 + 6
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+    assert last.usage.prompt_tokens_details.cached_tokens == 0
+    assert last.usage.completion_tokens_details.reasoning_tokens == 0
+    assert all(c.usage is None for c in chunks[:-1])
+
+    assert {c.id for c in chunks} == {"chatcmpl-fake-1"}
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+    assert {c.model for c in chunks} == {"fake-model"}
+    assert {c.system_fingerprint for c in chunks} == {"fp_fake"}
+    assert server.request_count == 1
+    assert server.requests[0]["stream_options"] == {"include_usage": True}
+    assert server.requests[0]["messages"] == MESSAGES
+
+
+def test_stream_without_usage(server: FakeOpenAIServer, client: OpenAI) -> None:
+    # Not asked for.
+    chunks = _stream(client)
+    assert all(c.usage is None for c in chunks)
+    assert all(c.choices for c in chunks)
+
+    # Asked for, but the scripted behaviour drops it.
+    server.enqueue("no_usage")
+    chunks = _stream(client, stream_options={"include_usage": True})
+    assert all(c.usage is None and c.choices for c in chunks)
+
+    # Asked for, but the server is set never to send it.
+    server.send_usage = False
+    chunks = _stream(client, stream_options={"include_usage": True})
+    assert all(c.usage is None and c.choices for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == ANSWER
+    assert [c.id for c in chunks][-1] == "chatcmpl-fake-3"
+
+
+def test_usage_on_content_chunks(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.usage_on_content_chunks = True
+    chunks = _stream(client, stream_options={"include_usage": True})
+    content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert all(c.choices for c in chunks)  # no usage-only chunk
+    assert all(c.usage is not None for c in content_chunks)
+    counts = [c.usage.completion_tokens for c in content_chunks]
+    assert counts == sorted(counts)
+    assert counts[-1] == len(ANSWER.split())
+
+
+def test_non_streaming_and_max_tokens(server: FakeOpenAIServer, client: OpenAI) -> None:
+    resp = client.chat.completions.create(model="m-1", messages=MESSAGES)
+    assert resp.choices[0].message.content == ANSWER
+    assert resp.choices[0].message.role == "assistant"
+    assert resp.choices[0].finish_reason == "stop"
+    assert resp.model == "m-1"
+    assert resp.object == "chat.completion"
+    assert resp.usage is not None
+    assert resp.usage.completion_tokens == len(ANSWER.split())
+
+    resp = client.chat.completions.create(model="m-1", messages=MESSAGES, max_tokens=3)
+    assert resp.choices[0].message.content == "fake answer to:"
+    assert resp.choices[0].finish_reason == "length"
+    assert resp.usage is not None
+    assert resp.usage.completion_tokens == 3
+
+    chunks = _stream(client, max_completion_tokens=4)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "fake answer to: what"
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_fifo_of_behaviours(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.enqueue("500", Behaviour("ok"), "503")
+    assert server.pending == 3
+    with pytest.raises(openai.InternalServerError) as err:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+    assert err.value.status_code == 500
+    assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+    with pytest.raises(openai.InternalServerError) as err:
+        _stream(client)
+    assert err.value.status_code == 503
+    assert server.pending == 0
+    assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+    assert server.request_count == 4
+
+    with pytest.raises(ValueError, match="unknown behaviour"):
+        server.enqueue("teapot")
+
+
+def test_scripted_429_headers(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.enqueue(Behaviour("429", retry_after=2), Behaviour("429", retry_after_ms=150))
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+    assert err.value.status_code == 429
+    assert err.value.response.headers["retry-after"] == "2"
+    assert err.value.code == "rate_limit_exceeded"
+
+    with httpx2.Client() as raw:
+        resp = raw.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": "m", "messages": MESSAGES},
+        )
+    assert resp.status_code == 429
+    assert resp.headers["retry-after-ms"] == "150"
+    assert "retry-after" not in resp.headers
+    assert resp.json()["error"]["code"] == "rate_limit_exceeded"
+
+    raw_ok = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+    assert raw_ok.http_response.status_code == 200
+    assert raw_ok.parse().choices[0].message.content == ANSWER
+
+
+def test_error_statuses(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.enqueue("500", "401", "400_context")
+    with pytest.raises(openai.InternalServerError) as err500:
+        _stream(client)
+    assert err500.value.body["type"] == "server_error"
+    with pytest.raises(openai.AuthenticationError) as err401:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+    assert err401.value.code == "invalid_api_key"
+    assert err401.value.type == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as err400:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+    assert err400.value.code == "context_length_exceeded"
+
+
+def test_cut_stream_raises_connection_error(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.enqueue("cut")
+    received: list[str] = []
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    with stream, pytest.raises(openai.APIConnectionError) as err:
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert type(err.value) is openai.APIConnectionError
+    assert isinstance(err.value.__cause__, httpx2.RemoteProtocolError)
+    assert "incomplete chunked read" in str(err.value.__cause__)
+    assert "".join(received) == "fake answer to: "  # role chunk + one content chunk
+
+    server.enqueue(Behaviour("cut", after_chunks=2))
+    with pytest.raises(openai.APIConnectionError):
+        _stream(client)
+
+    server.enqueue("cut")  # non-streaming: half a body under a content-length
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=MESSAGES)
+
+    # The server keeps working afterwards.
+    assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+
+
+def test_malformed_stream_raises_on_parse(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.enqueue("malformed")
+    received: list[str] = []
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    with stream, pytest.raises(json.JSONDecodeError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "fake answer to: "
+
+    server.enqueue("malformed")
+    with pytest.raises(json.JSONDecodeError):
+        client.chat.completions.create(model="m", messages=MESSAGES)
+
+
+def test_hang(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.enqueue("hang")
+    start = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        client.with_options(timeout=0.5).chat.completions.create(
+            model="m", messages=MESSAGES, stream=True
+        )
+    assert 0.4 < time.monotonic() - start < 3
+
+    # A short hang ends by closing the connection without any response.
+    server.enqueue(Behaviour("hang", hang_s=0.2))
+    with pytest.raises(openai.APIConnectionError) as err:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+    assert type(err.value) is openai.APIConnectionError
+    assert isinstance(err.value.__cause__, httpx2.RemoteProtocolError)
+
+
+def test_slow_stream_and_latency(server: FakeOpenAIServer, client: OpenAI) -> None:
+    server.enqueue(Behaviour("slow_stream", gap_s=0.1))
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    with stream:
+        arrivals = [time.monotonic() for c in stream if c.choices and c.choices[0].delta.content]
+    assert len(arrivals) == 3
+    assert arrivals[2] - arrivals[0] >= 0.15
+
+    server.latency_s = 0.3
+    start = time.monotonic()
+    client.chat.completions.create(model="m", messages=MESSAGES)
+    assert time.monotonic() - start >= 0.28
+
+
+def test_rate_limit(server: FakeOpenAIServer) -> None:
+    server.rate_limit_per_s = 5
+    statuses = []
+    retry_after_ms = []
+    with httpx2.Client() as raw:
+        for _ in range(20):
+            resp = raw.post(
+                f"{server.base_url}/chat/completions",
+                json={"model": "m", "messages": MESSAGES},
+            )
+            statuses.append(resp.status_code)
+            if resp.status_code == 429:
+                retry_after_ms.append(int(resp.headers["retry-after-ms"]))
+                assert resp.json()["error"]["code"] == "rate_limit_exceeded"
+    assert statuses.count(200) >= 5
+    assert statuses.count(429) >= 5
+    assert server.rate_limited_count == statuses.count(429)
+    assert all(0 < ms <= 200 for ms in retry_after_ms)
+
+    server.rate_limit_per_s = None
+    with OpenAI(api_key="test", base_url=server.base_url, max_retries=0) as c:
+        assert c.chat.completions.create(model="m", messages=MESSAGES).choices
+
+
+def test_async_client_concurrent(server: FakeOpenAIServer) -> None:
+    async def run() -> list[str]:
+        async with AsyncOpenAI(api_key="test", base_url=server.base_url, max_retries=0) as c:
+
+            async def one(i: int) -> str:
+                stream = await c.chat.completions.create(
+                    model="m",
+                    messages=[{"role": "user", "content": f"question {i}"}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                parts = []
+                async with stream:
+                    async for chunk in stream:
+                        if chunk.choices:
+                            parts.append(chunk.choices[0].delta.content or "")
+                return "".join(parts)
+
+            return await asyncio.gather(*(one(i) for i in range(20)))
+
+    answers = asyncio.run(run())
+    assert answers == [f"fake answer to: question {i}" for i in range(20)]
+    assert server.request_count == 20
+
+
+def test_other_routes(server: FakeOpenAIServer) -> None:
+    with httpx2.Client() as raw:
+        assert raw.get(f"{server.base_url}/models").json()["data"][0]["id"] == "fake-model"
+        assert raw.get(f"{server.base_url}/nope").status_code == 404
+        resp = raw.post(f"{server.base_url}/chat/completions", content=b"{oops")
+        assert resp.status_code == 400
+        assert resp.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_server_lifecycle() -> None:
+    port = free_port()
+    assert isinstance(port, int)
+    server = FakeOpenAIServer(port)
+    assert server.port == port
+    assert server.base_url == f"http://127.0.0.1:{port}/v1"
+    with server, httpx2.Client() as raw:
+        assert raw.get(f"{server.base_url}/models").status_code == 200
+    with pytest.raises(httpx2.ConnectError), httpx2.Client() as raw:
+        raw.get(f"{server.base_url}/models")
+
+
+def test_cli_subprocess() -> None:
+    script = Path(__file__).with_name("fake_openai.py")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port), "--no-usage"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == f"READY http://127.0.0.1:{port}/v1"
+        with OpenAI(api_key="test", base_url=line.split()[1], max_retries=0) as c:
+            chunks = _stream(c, stream_options={"include_usage": True})
+        assert all(ch.usage is None for ch in chunks)
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == ANSWER
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr

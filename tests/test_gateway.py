@@ -1,0 +1,451 @@
+"""Gateway.complete against the fake OpenAI server: streaming, usage, retries, cache, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from conftest import FAKE_KEY
+from fake_openai import Behaviour, FakeOpenAIServer, free_port
+
+import runner.gateway as gateway_module
+from runner.cache import ResponseCache
+from runner.config import ModelPreset, RetryPolicy
+from runner.errors import CredentialsError
+from runner.gateway import CallOutcome, Gateway
+from runner.limits import RateLimits
+from runner.retry import backoff_s, classify, retry_after
+
+KEY_ENV = "RUNNER_TEST_KEY"
+MESSAGES = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "what is the capital of France"},
+]
+ANSWER = "fake answer to: what is the capital of France"
+ANSWER_WORDS = len(ANSWER.split())  # the fake server counts words as tokens
+PROMPT_TOKENS = (7 + 2) + (7 + 6)  # 7 per message plus its words
+PARAMS = {"temperature": 0.3, "max_tokens": 50, "seed": 7}
+FAST = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
+
+
+@pytest.fixture(autouse=True)
+def _api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
+
+
+def preset_for(base_url: str) -> ModelPreset:
+    return ModelPreset(name="gpt-4.1-mini", engine="openai", base_url=base_url,
+                       api_key_env=KEY_ENV, context_window=100000, max_output_tokens=1000)
+
+
+@pytest.fixture
+def preset(fake_server: FakeOpenAIServer) -> ModelPreset:
+    return preset_for(fake_server.base_url)
+
+
+async def _complete(gateway: Gateway, preset: ModelPreset,
+                    messages: list[dict[str, str]] | None = None,
+                    params: dict[str, Any] | None = None, *,
+                    retry: RetryPolicy = FAST, timeout_s: float = 10.0) -> CallOutcome:
+    return await gateway.complete(preset, MESSAGES if messages is None else messages,
+                                  PARAMS if params is None else params, 30, retry, timeout_s)
+
+
+def complete(preset: ModelPreset, messages: list[dict[str, str]] | None = None,
+             params: dict[str, Any] | None = None, *, retry: RetryPolicy = FAST,
+             timeout_s: float = 10.0, cache: ResponseCache | None = None) -> CallOutcome:
+    """One call through a fresh gateway, closed afterwards."""
+
+    async def main() -> CallOutcome:
+        gateway = Gateway(concurrency=4, cache=cache)
+        try:
+            return await _complete(gateway, preset, messages, params, retry=retry,
+                                   timeout_s=timeout_s)
+        finally:
+            await gateway.aclose()
+
+    return asyncio.run(main())
+
+
+def timed(preset: ModelPreset, **kwargs: Any) -> tuple[CallOutcome, float]:
+    start = time.monotonic()
+    outcome = complete(preset, **kwargs)
+    return outcome, time.monotonic() - start
+
+
+def assert_answered(outcome: CallOutcome, attempts: int) -> None:
+    assert outcome.error is None, outcome.error
+    assert outcome.completion is not None
+    assert outcome.completion.answer == ANSWER
+    assert outcome.attempts == attempts
+
+
+def assert_failed(outcome: CallOutcome, type_: str, status: int | None,
+                  attempts: int) -> None:
+    assert outcome.completion is None
+    assert outcome.error is not None
+    assert (outcome.error.type, outcome.error.status) == (type_, status), outcome.error
+    assert outcome.error.message
+    assert outcome.attempts == attempts
+    assert outcome.cache_hit is False
+
+
+# ---------------------------------------------------------------- streaming and usage
+
+
+def test_streams_answer_with_usage_and_provenance(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    outcome = complete(preset)
+
+    assert_answered(outcome, attempts=1)
+    assert outcome.cache_hit is False
+    c = outcome.completion
+    assert c is not None
+    assert c.finish_reason == "stop"
+    assert c.usage is not None
+    assert c.usage.source == "api"
+    assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (
+        PROMPT_TOKENS, ANSWER_WORDS, PROMPT_TOKENS + ANSWER_WORDS)
+    assert (c.usage.cached_tokens, c.usage.reasoning_tokens) == (0, 0)
+    assert c.response_id is not None and c.response_id.startswith("chatcmpl-fake-")
+    assert c.served_model == "gpt-4.1-mini"
+    assert c.system_fingerprint == "fp_fake"
+    assert c.ttft_s is not None and c.ttft_s >= 0
+    assert outcome.latency_s is not None and outcome.latency_s >= c.ttft_s
+
+    [body] = fake_server.requests
+    assert body["model"] == "gpt-4.1-mini"
+    assert body["messages"] == MESSAGES
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    for name, value in PARAMS.items():
+        assert body[name] == value
+
+
+def test_no_usage_chunk_leaves_usage_none(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue("no_usage")
+    outcome = complete(preset)
+    assert_answered(outcome, attempts=1)
+    assert outcome.completion is not None
+    assert outcome.completion.usage is None
+
+
+def test_usage_on_content_chunks_last_one_wins(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.usage_on_content_chunks = True
+    outcome = complete(preset)
+    assert_answered(outcome, attempts=1)
+    usage = outcome.completion.usage if outcome.completion else None
+    assert usage is not None
+    # running counts per chunk (3, 6, 9 words): only the last is the whole answer
+    assert usage.completion_tokens == ANSWER_WORDS
+    assert usage.total_tokens == PROMPT_TOKENS + ANSWER_WORDS
+
+
+# ---------------------------------------------------------------- retries
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [Behaviour("429", retry_after=0.3), Behaviour("429", retry_after_ms=300)],
+    ids=["retry-after", "retry-after-ms"],
+)
+def test_429_waits_as_asked_then_answers(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, behaviour: Behaviour
+) -> None:
+    fake_server.enqueue(behaviour, "ok")
+    outcome, elapsed = timed(preset)
+    assert_answered(outcome, attempts=2)
+    assert elapsed >= 0.3
+    assert fake_server.request_count == 2
+
+
+def test_retry_after_beyond_the_sdk_cap_is_honoured() -> None:
+    headers = httpx2.Headers({"retry-after": "300"})
+    assert retry_after(headers) == 300
+    assert retry_after(httpx2.Headers({"retry-after-ms": "300000"})) == 300
+    assert backoff_s(1, 0.01, 0.05, 300.0) >= 300
+
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx2.Response(429, headers=headers, request=request)
+    failure = classify(openai.RateLimitError("rate limited", response=response, body=None))
+    assert failure.retryable
+    assert failure.retry_after_s == 300
+    assert (failure.error.type, failure.error.status) == ("RateLimitError", 429)
+
+
+@pytest.mark.parametrize("zone", ["GMT", "+0000", "-0000"])
+def test_retry_after_as_http_date(zone: str) -> None:
+    value = time.strftime(f"%a, %d %b %Y %H:%M:%S {zone}", time.gmtime(time.time() + 30))
+    wait = retry_after(httpx2.Headers({"retry-after": value}))
+    assert wait is not None and 25 <= wait <= 31
+
+
+@pytest.mark.parametrize("value", ["soon", "", "-5"])
+def test_retry_after_unusable_header(value: str) -> None:
+    wait = retry_after(httpx2.Headers({"retry-after": value}))
+    assert wait is None or wait == 0
+
+
+def test_unparseable_retry_after_still_retries(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue(Behaviour("429", retry_after="soon"), "ok")
+    outcome = complete(preset)
+    assert_answered(outcome, attempts=2)
+
+
+def test_server_errors_are_retried(fake_server: FakeOpenAIServer, preset: ModelPreset) -> None:
+    fake_server.enqueue("500", "503", "ok")
+    outcome = complete(preset)
+    assert_answered(outcome, attempts=3)
+    assert fake_server.request_count == 3
+
+
+def test_429_storm_becomes_an_error_outcome(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue(*[Behaviour("429", retry_after_ms=10)] * (FAST.max_attempts + 2))
+    outcome = complete(preset)
+    assert_failed(outcome, "RateLimitError", 429, attempts=FAST.max_attempts)
+    assert fake_server.request_count == FAST.max_attempts
+
+
+def test_401_is_final_and_does_not_leak_the_key(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue("401", "ok")
+    outcome = complete(preset)
+    assert_failed(outcome, "AuthenticationError", 401, attempts=1)
+    assert outcome.error is not None
+    assert FAKE_KEY not in outcome.error.message
+    assert fake_server.request_count == 1
+
+
+def test_context_length_exceeded_is_final(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue("400_context", "ok")
+    outcome = complete(preset)
+    assert_failed(outcome, "BadRequestError", 400, attempts=1)
+    assert outcome.error is not None
+    assert "context length" in outcome.error.message
+    assert fake_server.request_count == 1
+
+
+def test_missing_api_key_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, preset: ModelPreset
+) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(CredentialsError, match=KEY_ENV):
+        complete(preset)
+
+
+def test_every_attempt_hangs_is_a_timeout(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue(*[Behaviour("hang", hang_s=3)] * FAST.max_attempts)
+    outcome, elapsed = timed(preset, timeout_s=0.5)
+    assert_failed(outcome, "Timeout", None, attempts=FAST.max_attempts)
+    assert elapsed >= 0.5 * FAST.max_attempts
+
+
+def test_one_hang_then_answer(fake_server: FakeOpenAIServer, preset: ModelPreset) -> None:
+    fake_server.enqueue(Behaviour("hang", hang_s=3), "ok")
+    outcome = complete(preset, timeout_s=0.5)
+    assert_answered(outcome, attempts=2)
+
+
+def test_cut_stream_is_retried(fake_server: FakeOpenAIServer, preset: ModelPreset) -> None:
+    fake_server.enqueue("cut", "ok")
+    outcome = complete(preset)
+    assert_answered(outcome, attempts=2)
+    assert outcome.completion is not None
+    assert outcome.completion.usage is not None  # from the good attempt, not a partial one
+
+
+def test_cut_on_every_attempt_is_a_connection_error(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue(*["cut"] * FAST.max_attempts)
+    outcome = complete(preset)
+    assert_failed(outcome, "ConnectionError", None, attempts=FAST.max_attempts)
+
+
+def test_malformed_chunk_is_retried(fake_server: FakeOpenAIServer, preset: ModelPreset) -> None:
+    fake_server.enqueue("malformed", "ok")
+    outcome = complete(preset)
+    assert_answered(outcome, attempts=2)
+
+
+def test_server_down_is_a_connection_error() -> None:
+    outcome = complete(preset_for(f"http://127.0.0.1:{free_port()}/v1"))
+    assert_failed(outcome, "ConnectionError", None, attempts=FAST.max_attempts)
+
+
+# ---------------------------------------------------------------- cache
+
+
+def test_cache_answers_an_identical_request(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, tmp_path: Path
+) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    try:
+        first = complete(preset, cache=cache)
+        assert_answered(first, attempts=1)
+        assert first.cache_hit is False
+
+        second = complete(preset, cache=cache)
+        assert second.cache_hit is True
+        assert second.attempts == 0
+        assert second.error is None
+        assert second.completion == first.completion  # usage, ids and timing kept
+        assert fake_server.request_count == 1
+
+        other_param = complete(preset, params={**PARAMS, "temperature": 0.9}, cache=cache)
+        other_message = complete(
+            preset, messages=[*MESSAGES[:1], {"role": "user", "content": "and of Spain"}],
+            cache=cache)
+        assert not other_param.cache_hit and not other_message.cache_hit
+        assert fake_server.request_count == 3
+    finally:
+        cache.close()
+
+
+def test_errors_are_not_cached(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, tmp_path: Path
+) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    try:
+        fake_server.enqueue("401")
+        failed = complete(preset, cache=cache)
+        assert failed.error is not None
+
+        retried = complete(preset, cache=cache)
+        assert retried.cache_hit is False
+        assert_answered(retried, attempts=1)
+        assert fake_server.request_count == 2
+    finally:
+        cache.close()
+
+
+def test_cache_is_shared_across_instances(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, tmp_path: Path
+) -> None:
+    writer = ResponseCache(tmp_path / "cache")
+    reader = ResponseCache(tmp_path / "cache")  # as a second process would open it
+    try:
+        assert complete(preset, cache=writer).cache_hit is False
+        hit = complete(preset, cache=reader)
+        assert hit.cache_hit is True
+        assert hit.completion is not None and hit.completion.answer == ANSWER
+        assert fake_server.request_count == 1
+    finally:
+        writer.close()
+        reader.close()
+
+
+# ---------------------------------------------------------------- concurrency and limits
+
+
+def test_concurrency_limit_holds(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_server.latency_s = 0.2
+    in_flight = peak = 0
+    real = gateway_module.stream_completion
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await real(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(gateway_module, "stream_completion", counted)
+
+    async def main() -> list[CallOutcome]:
+        gateway = Gateway(concurrency=2)
+        try:
+            return await asyncio.gather(*(_complete(gateway, preset) for _ in range(6)))
+        finally:
+            await gateway.aclose()
+
+    start = time.monotonic()
+    outcomes = asyncio.run(main())
+    elapsed = time.monotonic() - start
+
+    for outcome in outcomes:
+        assert_answered(outcome, attempts=1)
+    assert peak == 2
+    assert fake_server.request_count == 6
+    assert elapsed >= 3 * 0.2
+
+
+def test_requests_per_minute_are_metered() -> None:
+    async def main() -> float:
+        limits = RateLimits(rpm=600, tpm=None)  # 10 per second
+        start = time.monotonic()
+        for _ in range(15):
+            await limits.acquire(100)
+        return time.monotonic() - start
+
+    assert asyncio.run(main()) >= 0.4
+
+
+def test_pause_holds_the_next_acquire() -> None:
+    async def main() -> float:
+        limits = RateLimits(rpm=None, tpm=None)
+        limits.pause(0.3)
+        limits.pause(0.1)  # a shorter pause never shortens a longer one
+        start = time.monotonic()
+        await limits.acquire(0)
+        return time.monotonic() - start
+
+    assert asyncio.run(main()) >= 0.25
+
+
+def test_retry_after_pauses_other_requests_to_the_endpoint(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue(Behaviour("429", retry_after=0.4))
+
+    async def main() -> tuple[CallOutcome, CallOutcome, float, float]:
+        gateway = Gateway(concurrency=4)
+        try:
+            limits = gateway.limits_for(preset)
+            paused = asyncio.Event()
+            pause = limits.pause
+            paused_at = 0.0
+
+            def spy(seconds: float) -> None:
+                nonlocal paused_at
+                paused_at = time.monotonic()
+                pause(seconds)
+                paused.set()
+
+            limits.pause = spy  # type: ignore[method-assign]
+            first = asyncio.create_task(_complete(gateway, preset))
+            await paused.wait()
+            second = await _complete(gateway, preset)  # another job, same endpoint
+            second_done = time.monotonic()
+            return await first, second, paused_at, second_done
+        finally:
+            await gateway.aclose()
+
+    first, second, paused_at, second_done = asyncio.run(main())
+    assert_answered(first, attempts=2)
+    assert_answered(second, attempts=1)
+    assert second_done - paused_at >= 0.35
+    assert fake_server.request_count == 3
