@@ -15,12 +15,15 @@ from typing import Any
 import diskcache
 
 
-def cache_key(base_url: str | None, model: str, messages: list[dict[str, str]],
-              params: dict[str, Any]) -> str:
+def cache_key(
+    base_url: str | None, model: str, messages: list[dict[str, str]], params: dict[str, Any]
+) -> str:
     """A stable hash of one request."""
     blob = json.dumps(
         {"base_url": base_url, "model": model, "messages": messages, "params": params},
-        sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -207,37 +207,87 @@ def describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
 def _check_ranges(run: RunConfig) -> None:
     s = run.sampling
     checks: list[tuple[str, Any, bool, str]] = [
-        ("sampling.temperature", s.temperature, s.temperature is None or 0 <= s.temperature <= 2,
-         "a number from 0 to 2"),
+        (
+            "sampling.temperature",
+            s.temperature,
+            s.temperature is None or 0 <= s.temperature <= 2,
+            "a number from 0 to 2",
+        ),
         ("sampling.top_p", s.top_p, s.top_p is None or 0 < s.top_p <= 1, "a number in (0, 1]"),
-        ("sampling.max_tokens", s.max_tokens, s.max_tokens is None or s.max_tokens >= 1,
-         "a whole number of at least 1"),
-        ("sampling.presence_penalty", s.presence_penalty,
-         s.presence_penalty is None or -2 <= s.presence_penalty <= 2, "a number from -2 to 2"),
-        ("sampling.frequency_penalty", s.frequency_penalty,
-         s.frequency_penalty is None or -2 <= s.frequency_penalty <= 2, "a number from -2 to 2"),
-        ("sampling.reasoning_effort", s.reasoning_effort,
-         s.reasoning_effort is None or s.reasoning_effort in REASONING_EFFORTS,
-         "one of " + ", ".join(REASONING_EFFORTS)),
+        (
+            "sampling.max_tokens",
+            s.max_tokens,
+            s.max_tokens is None or s.max_tokens >= 1,
+            "a whole number of at least 1",
+        ),
+        (
+            "sampling.presence_penalty",
+            s.presence_penalty,
+            s.presence_penalty is None or -2 <= s.presence_penalty <= 2,
+            "a number from -2 to 2",
+        ),
+        (
+            "sampling.frequency_penalty",
+            s.frequency_penalty,
+            s.frequency_penalty is None or -2 <= s.frequency_penalty <= 2,
+            "a number from -2 to 2",
+        ),
+        (
+            "sampling.reasoning_effort",
+            s.reasoning_effort,
+            s.reasoning_effort is None or s.reasoning_effort in REASONING_EFFORTS,
+            "one of " + ", ".join(REASONING_EFFORTS),
+        ),
         ("concurrency", run.concurrency, run.concurrency >= 1, "a whole number of at least 1"),
         ("timeout_s", run.timeout_s, run.timeout_s > 0, "a positive number of seconds"),
-        ("retry.max_attempts", run.retry.max_attempts, run.retry.max_attempts >= 1,
-         "a whole number of at least 1"),
-        ("max_history", run.max_history, run.max_history is None or run.max_history >= 0,
-         "a whole number of at least 0, or null"),
-        ("token_budget", run.token_budget, run.token_budget is None or run.token_budget > 0,
-         "a positive number of tokens, or null"),
-        ("model.context_window", run.model.context_window, run.model.context_window > 0,
-         "a positive number of tokens"),
-        ("model.engine", run.model.engine, run.model.engine in ("openai", "echo"),
-         "'openai' or 'echo'"),
-        ("model.max_tokens_param", run.model.max_tokens_param,
-         run.model.max_tokens_param in ("max_tokens", "max_completion_tokens"),
-         "'max_tokens' or 'max_completion_tokens'"),
-        ("model.rpm", run.model.rpm, run.model.rpm is None or run.model.rpm > 0,
-         "a positive number of requests per minute, or null"),
-        ("model.tpm", run.model.tpm, run.model.tpm is None or run.model.tpm > 0,
-         "a positive number of tokens per minute, or null"),
+        (
+            "retry.max_attempts",
+            run.retry.max_attempts,
+            run.retry.max_attempts >= 1,
+            "a whole number of at least 1",
+        ),
+        (
+            "max_history",
+            run.max_history,
+            run.max_history is None or run.max_history >= 0,
+            "a whole number of at least 0, or null",
+        ),
+        (
+            "token_budget",
+            run.token_budget,
+            run.token_budget is None or run.token_budget > 0,
+            "a positive number of tokens, or null",
+        ),
+        (
+            "model.context_window",
+            run.model.context_window,
+            run.model.context_window > 0,
+            "a positive number of tokens",
+        ),
+        (
+            "model.engine",
+            run.model.engine,
+            run.model.engine in ("openai", "echo"),
+            "'openai' or 'echo'",
+        ),
+        (
+            "model.max_tokens_param",
+            run.model.max_tokens_param,
+            run.model.max_tokens_param in ("max_tokens", "max_completion_tokens"),
+            "'max_tokens' or 'max_completion_tokens'",
+        ),
+        (
+            "model.rpm",
+            run.model.rpm,
+            run.model.rpm is None or run.model.rpm > 0,
+            "a positive number of requests per minute, or null",
+        ),
+        (
+            "model.tpm",
+            run.model.tpm,
+            run.model.tpm is None or run.model.tpm > 0,
+            "a positive number of tokens per minute, or null",
+        ),
     ]
     for key, value, ok, wanted in checks:
         if not ok:
@@ -252,7 +302,8 @@ def _check_ranges(run: RunConfig) -> None:
 
 def _check_accepted_params(run: RunConfig) -> None:
     rejected = [
-        p for p in SAMPLING_PARAMS
+        p
+        for p in SAMPLING_PARAMS
         if getattr(run.sampling, p) is not None and p not in run.model.accepts
     ]
     if rejected:

@@ -12,7 +12,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from runner.errors import RunnerError
 
-_CONVERSION = re.compile(r"Value '(?P<value>.*)' of type '\w+' could not be converted to (?P<to>\w+)")
+_CONVERSION = re.compile(
+    r"Value '(?P<value>.*)' of type '\w+' could not be converted to (?P<to>\w+)"
+)
 
 
 def describe(exc: BaseException) -> str:
@@ -22,8 +24,10 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         return _missing_preset(exc.missing_cfg_file, exc.options)
     if isinstance(exc, OverrideParseException):
-        return (f"cannot parse the override {exc.override!r} ({_first_line(exc.message)}): "
-                "quote values that hold spaces or brackets, e.g. 'key=\"a b\"'")
+        return (
+            f"cannot parse the override {exc.override!r} ({_first_line(exc.message)}): "
+            "quote values that hold spaces or brackets, e.g. 'key=\"a b\"'"
+        )
     cause = exc if isinstance(exc, OmegaConfBaseException) else _omegaconf_cause(exc)
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and "not in" in str(cause):
         return _unknown_key(cause)
@@ -32,7 +36,8 @@ def describe(exc: BaseException) -> str:
         key = cause.full_key  # type: ignore[attr-defined]
         if match:
             kind = {"Float": "number", "Integer": "whole number", "Boolean": "true or false"}.get(
-                match["to"], match["to"].lower())
+                match["to"], match["to"].lower()
+            )
             return f"{key}={match['value']} is not a {kind}: give {key} a {kind} value"
         return f"{key}: {_first_line(str(cause))}: fix the value in conf/ or on the command line"
     return " ".join(line.strip() for line in str(exc).splitlines()[:2] if line.strip())
@@ -41,8 +46,10 @@ def describe(exc: BaseException) -> str:
 def _missing_preset(missing: str, options: list[str] | None) -> str:
     group, _, name = missing.rpartition("/")
     if options:
-        return (f"unknown {group} preset {name!r}: choose one of {', '.join(options)} "
-                f"(files in conf/{group}/)")
+        return (
+            f"unknown {group} preset {name!r}: choose one of {', '.join(options)} "
+            f"(files in conf/{group}/)"
+        )
     return f"config {missing!r} not found: add conf/{missing}.yaml or fix the name"
 
 
@@ -56,8 +63,11 @@ def _unknown_key(cause: OmegaConfBaseException) -> str:
     if not close:  # a nested key written at the wrong level, e.g. temperature=0 for sampling.*
         by_leaf = {k.rpartition(".")[2]: k for k in _schema_keys() if "." in k}
         close = [by_leaf[c] for c in difflib.get_close_matches(name, list(by_leaf), n=1)]
-    hint = f"did you mean {close[0]}?" if close else (
-        f"known keys here: {', '.join(known)}" if known else "check the spelling")
+    hint = (
+        f"did you mean {close[0]}?"
+        if close
+        else (f"known keys here: {', '.join(known)}" if known else "check the spelling")
+    )
     return f"unknown key {key}: {hint}"
 
 

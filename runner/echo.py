@@ -67,29 +67,49 @@ def _handle(request: httpx2.Request) -> httpx2.Response:
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
     rid = "chatcmpl-echo-" + hashlib.sha256(request.content).hexdigest()[:16]
-    base = {"id": rid, "created": int(time.time()), "model": body.get("model", "echo"),
-            "system_fingerprint": FINGERPRINT}
+    base = {
+        "id": rid,
+        "created": int(time.time()),
+        "model": body.get("model", "echo"),
+        "system_fingerprint": FINGERPRINT,
+    }
     if not body.get("stream"):
         message = {"role": "assistant", "content": answer}
-        return httpx2.Response(200, json={
-            **base, "object": "chat.completion", "usage": usage,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        })
+        return httpx2.Response(
+            200,
+            json={
+                **base,
+                "object": "chat.completion",
+                "usage": usage,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            },
+        )
     chunk = {**base, "object": "chat.completion.chunk"}
     pieces = [w + " " for w in answer.split(" ")]
     pieces[-1] = pieces[-1][:-1]
-    events = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                     "finish_reason": None}]}]
-    events += [{**chunk, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
-               for p in pieces if p]
+    events = [
+        {
+            **chunk,
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+            ],
+        }
+    ]
+    events += [
+        {**chunk, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+        for p in pieces
+        if p
+    ]
     events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         events.append({**chunk, "choices": [], "usage": usage})
     sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-    return httpx2.Response(200, headers={"content-type": "text/event-stream"},
-                           content=sse.encode("utf-8"))
+    return httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=sse.encode("utf-8")
+    )
 
 
 def _error(status: int, message: str) -> httpx2.Response:
-    return httpx2.Response(status, json={"error": {"message": message, "type": "invalid_request_error",
-                                                   "code": None}})
+    return httpx2.Response(
+        status, json={"error": {"message": message, "type": "invalid_request_error", "code": None}}
+    )

@@ -32,7 +32,10 @@ class Completion:
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> Completion:
         usage = data.get("usage")
-        return cls(**{**data, "usage": None if usage is None else TokenUsage(**usage)})
+        # no call was made: the original call's time to first token says nothing of this one
+        return cls(
+            **{**data, "usage": None if usage is None else TokenUsage(**usage), "ttft_s": None}
+        )
 
 
 def timeout_for(seconds: float) -> httpx2.Timeout:

@@ -71,8 +71,9 @@ class Gateway:
             api_key = api_key_for(preset)
             if preset.engine == "echo":
                 http = httpx2.AsyncClient(transport=echo_transport())
-                client = AsyncOpenAI(api_key=api_key, base_url=ECHO_BASE_URL, max_retries=0,
-                                     http_client=http)
+                client = AsyncOpenAI(
+                    api_key=api_key, base_url=ECHO_BASE_URL, max_retries=0, http_client=http
+                )
             else:
                 self._secrets.add(api_key)
                 client = AsyncOpenAI(api_key=api_key, base_url=preset.base_url, max_retries=0)
@@ -109,8 +110,12 @@ class Gateway:
             failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]
             if failure.retry_after_s is not None:
                 limits.pause(failure.retry_after_s)
-            return backoff_s(state.attempt_number, retry.initial_backoff_s,
-                             retry.max_backoff_s, failure.retry_after_s)
+            return backoff_s(
+                state.attempt_number,
+                retry.initial_backoff_s,
+                retry.max_backoff_s,
+                failure.retry_after_s,
+            )
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retry.max_attempts),
@@ -126,16 +131,27 @@ class Gateway:
                     async with self._slots:
                         started = time.perf_counter()
                         completion = await stream_completion(
-                            client, preset.name, messages, params, timeout_s)
+                            client, preset.name, messages, params, timeout_s
+                        )
         except Exception as exc:  # every API failure becomes an error record
             error = classify(exc).error
             error.message = self._scrub(error.message)
-            return CallOutcome(None, error, retrying.statistics.get("attempt_number", 1), False,
-                               time.perf_counter() - started)
+            return CallOutcome(
+                None,
+                error,
+                retrying.statistics.get("attempt_number", 1),
+                False,
+                time.perf_counter() - started,
+            )
         if key is not None and self.cache is not None:
             self.cache.put(key, completion.to_cache())
-        return CallOutcome(completion, None, retrying.statistics["attempt_number"], False,
-                           time.perf_counter() - started)
+        return CallOutcome(
+            completion,
+            None,
+            retrying.statistics["attempt_number"],
+            False,
+            time.perf_counter() - started,
+        )
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

@@ -52,7 +52,7 @@ def build_prompt(
         )
     cap = len(history) if max_history is None else min(max_history, len(history))
     kept: list[Exchange] = []
-    for exchange in reversed(history[len(history) - cap:] if cap else ()):
+    for exchange in reversed(history[len(history) - cap :] if cap else ()):
         cost = counter.count_message(exchange[0]) + counter.count_message(exchange[1])
         if used + cost > available:
             break

@@ -88,9 +88,15 @@ def plan_job(run: RunConfig, info: JobInfo) -> JobPlan:
         )
     params = sampling_params(run)
     shaping = {
-        "model": run.model.name, "base_url": run.model.base_url, "engine": run.model.engine,
-        "system": run.system.message, "params": params, "questions": run.questions.name,
-        "max_history": run.max_history, "budget": budget, "reserved": reserved,
+        "model": run.model.name,
+        "base_url": run.model.base_url,
+        "engine": run.model.engine,
+        "system": run.system.message,
+        "params": params,
+        "questions": run.questions.name,
+        "max_history": run.max_history,
+        "budget": budget,
+        "reserved": reserved,
     }
     config_hash = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
     counter = get_counter(encoding_for(run.model.name, run.model.encoding))
@@ -125,9 +131,16 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
 
 
 class _JobRunner:
-    def __init__(self, plan: JobPlan, gateway: Gateway, writer: TranscriptWriter,
-                 result: JobResult, done: dict[str, dict[str, Any]], base_url: str | None,
-                 sink: RecordSink | None) -> None:
+    def __init__(
+        self,
+        plan: JobPlan,
+        gateway: Gateway,
+        writer: TranscriptWriter,
+        result: JobResult,
+        done: dict[str, dict[str, Any]],
+        base_url: str | None,
+        sink: RecordSink | None,
+    ) -> None:
         self.plan, self.gateway, self.writer, self.result = plan, gateway, writer, result
         self.done, self.base_url, self.sink = done, base_url, sink
         self.created = datetime.now(UTC)
@@ -150,28 +163,58 @@ class _JobRunner:
                 self._write(self._record(rid, conv, number, turn, [], 0, None, skipped=failed_turn))
                 continue
             try:
-                prompt = build_prompt(run.system.message, history, turn.question, plan.counter,
-                                      plan.budget, plan.reserved, run.max_history)
+                prompt = build_prompt(
+                    run.system.message,
+                    history,
+                    turn.question,
+                    plan.counter,
+                    plan.budget,
+                    plan.reserved,
+                    run.max_history,
+                )
             except BudgetError as exc:
                 error = CallError("BudgetError", str(exc))
                 self._write(self._record(rid, conv, number, turn, [], 0, None, error=error))
                 failed_turn = number
                 continue
             outcome = await self.gateway.complete(
-                run.model, prompt.messages, plan.params, prompt.prompt_tokens + plan.reserved,
-                run.retry, run.timeout_s)
-            record = self._record(rid, conv, number, turn, prompt.messages,
-                                  prompt.dropped_messages, prompt.prompt_tokens, outcome=outcome)
+                run.model,
+                prompt.messages,
+                plan.params,
+                prompt.prompt_tokens + plan.reserved,
+                run.retry,
+                run.timeout_s,
+            )
+            record = self._record(
+                rid,
+                conv,
+                number,
+                turn,
+                prompt.messages,
+                prompt.dropped_messages,
+                prompt.prompt_tokens,
+                outcome=outcome,
+            )
             self._write(record)
             if record.answer is None:
                 failed_turn = number
             else:
                 history.append(_exchange(turn.question, record.answer))
 
-    def _record(self, rid: str, conv: Conversation, number: int, turn: Turn,
-                messages: list[dict[str, str]], dropped: int, estimate: int | None, *,
-                outcome: CallOutcome | None = None, error: CallError | None = None,
-                skipped: int | None = None) -> TranscriptRecord:
+    def _record(
+        self,
+        rid: str,
+        conv: Conversation,
+        number: int,
+        turn: Turn,
+        messages: list[dict[str, str]],
+        dropped: int,
+        estimate: int | None,
+        *,
+        outcome: CallOutcome | None = None,
+        error: CallError | None = None,
+        skipped: int | None = None,
+    ) -> TranscriptRecord:
         run, plan = self.plan.run, self.plan
         completion = outcome.completion if outcome else None
         if outcome is not None and outcome.error is not None:

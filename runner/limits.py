@@ -18,9 +18,7 @@ class RateLimits:
 
     def __init__(self, rpm: int | None, tpm: int | None) -> None:
         self.rpm, self.tpm = rpm, tpm
-        self._requests = (
-            AsyncLimiter(max(rpm * _SLICE_S / 60, 1), _SLICE_S) if rpm else None
-        )
+        self._requests = AsyncLimiter(max(rpm * _SLICE_S / 60, 1), _SLICE_S) if rpm else None
         self._tokens = AsyncLimiter(tpm, 60) if tpm else None
         self._paused_until = 0.0
 

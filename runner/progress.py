@@ -16,8 +16,13 @@ class Progress:
         self.errors = 0
         self.tokens = 0
         self.cost_usd = 0.0
-        self._bar = tqdm(total=0, unit="call", dynamic_ncols=True, file=sys.stderr,
-                         disable=not (enabled and sys.stderr.isatty()))
+        self._bar = tqdm(
+            total=0,
+            unit="call",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=not (enabled and sys.stderr.isatty()),
+        )
 
     def add_calls(self, n: int) -> None:
         """A job was planned: its calls join the total."""
@@ -30,7 +35,8 @@ class Progress:
         self.tokens += record.usage.total_tokens or 0
         self.cost_usd += record.cost_usd or 0.0
         self._bar.set_postfix_str(
-            f"errors={self.errors} tokens={self.tokens:,} cost=${self.cost_usd:.4f}", refresh=False)
+            f"errors={self.errors} tokens={self.tokens:,} cost=${self.cost_usd:.4f}", refresh=False
+        )
         self._bar.update(1)
 
     def close(self) -> None:

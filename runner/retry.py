@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -33,14 +34,17 @@ def classify(exc: BaseException) -> Failure:
         code = getattr(exc, "code", None)
         if code == "context_length_exceeded":
             retryable = False
-        return Failure(retryable, retry_after(exc.response.headers) if retryable else None,
-                       CallError(type(exc).__name__, _message(exc), status))
+        return Failure(
+            retryable,
+            retry_after(exc.response.headers) if retryable else None,
+            CallError(type(exc).__name__, _message(exc), status),
+        )
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return Failure(True, None, CallError("Timeout", _message(exc) or "the call timed out"))
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         return Failure(True, None, CallError("ConnectionError", _message(exc)))
-    if isinstance(exc, ValueError | openai.APIError):
-        # a malformed chunk or a stream that ends in an error event
+    if isinstance(exc, json.JSONDecodeError | openai.APIError):
+        # a malformed chunk, or a stream that ends in an error event
         return Failure(True, None, CallError("StreamError", _message(exc)))
     return Failure(False, None, CallError(type(exc).__name__, _message(exc)))
 

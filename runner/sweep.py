@@ -22,7 +22,6 @@ from runner.gateway import Gateway
 from runner.job import JobPlan, JobResult, execute_job
 from runner.progress import Progress
 
-
 # One line a request from the HTTP client drowns everything else in a sweep of thousands.
 logging.getLogger("httpx2").setLevel(logging.WARNING)
 
@@ -32,8 +31,9 @@ class Executor:
 
     def __init__(self, concurrency: int, cache: CacheSettings, progress: bool = True) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="runner-loop",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="runner-loop", daemon=True
+        )
         self._thread.start()
         response_cache = ResponseCache(_cache_dir(cache.dir)) if cache.enabled else None
         self.progress = Progress(progress)
@@ -50,7 +50,8 @@ class Executor:
         """Start a job's calls; the future completes when its last record is written."""
         self._loop.call_soon_threadsafe(self.progress.add_calls, plan.calls)
         return asyncio.run_coroutine_threadsafe(
-            execute_job(plan, self.gateway, self.progress), self._loop)
+            execute_job(plan, self.gateway, self.progress), self._loop
+        )
 
     def run(self, plan: JobPlan) -> JobResult:
         return self.submit(plan).result()

@@ -68,7 +68,8 @@ def _load_encoder(encoding: str) -> Any:
             log.warning(
                 "tiktoken encoding %s is unavailable (%s): token counts are approximate; "
                 "set TIKTOKEN_CACHE_DIR to a folder holding the encoding files to count exactly",
-                encoding, type(exc).__name__,
+                encoding,
+                type(exc).__name__,
             )
         return None
 

@@ -63,7 +63,9 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(raw)
         except ValueError as exc:
             if number == last:
-                log.warning("%s: skipping torn last line %d (the run was interrupted)", path, number)
+                log.warning(
+                    "%s: skipping torn last line %d (the run was interrupted)", path, number
+                )
                 return
             raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
 

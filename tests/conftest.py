@@ -50,14 +50,27 @@ class Cli:
         self.cache_dir = tmp_path / "cache"
 
     def args(self, *overrides: str) -> list[str]:
-        return [sys.executable, "-m", "runner", *overrides,
-                f"hydra.run.dir={self.run_dir}", f"hydra.sweep.dir={self.sweep_dir}",
-                f"cache.dir={self.cache_dir}"]
+        return [
+            sys.executable,
+            "-m",
+            "runner",
+            *overrides,
+            f"hydra.run.dir={self.run_dir}",
+            f"hydra.sweep.dir={self.sweep_dir}",
+            f"cache.dir={self.cache_dir}",
+        ]
 
-    def __call__(self, *overrides: str, env: dict[str, str] | None = None,
-                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.args(*overrides), cwd=self.tmp, env=env or cli_env(),
-                              capture_output=True, text=True, timeout=timeout)
+    def __call__(
+        self, *overrides: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.args(*overrides),
+            cwd=self.tmp,
+            env=env or cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 @pytest.fixture

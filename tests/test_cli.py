@@ -51,8 +51,9 @@ def test_sweep_writes_one_transcript_per_job_and_loads_into_pandas(cli: Cli) -> 
     assert sorted(df["sampling.temperature"].unique()) == [0.0, 0.7]
     assert set(df["system"]) == {"helpful", "concise"}
     assert set(df["params.temperature"]) == {0.0, 0.7}
-    table = df.pivot_table(index="system", columns="sampling.temperature",
-                           values="usage.prompt_tokens", aggfunc="sum")
+    table = df.pivot_table(
+        index="system", columns="sampling.temperature", values="usage.prompt_tokens", aggfunc="sum"
+    )
     assert table.shape == (2, 2)
     assert (table.loc["concise"] != table.loc["helpful"]).all()
 
@@ -62,13 +63,17 @@ def test_conversations_carry_history_and_trim_it(cli: Cli) -> None:
     rows = {(r["conversation_id"], r["turn"]): r for r in records(cli.run_dir / "transcript.jsonl")}
     second = rows[("times_then_add", 2)]
     assert [m["content"] for m in second["messages"][1:]] == [
-        "What is 12 times 7?", "What is 12 times 7?", "Now add 16 to that."]
+        "What is 12 times 7?",
+        "What is 12 times 7?",
+        "Now add 16 to that.",
+    ]
     assert second["dropped_messages"] == 0 and second["expected"] == "100"
     (cli.tmp / "trimmed").mkdir()
     trimmed = Cli(cli.tmp / "trimmed")
     assert trimmed("questions=math_chat", "max_history=1").returncode == 0
-    third = {(r["conversation_id"], r["turn"]): r
-             for r in records(trimmed.run_dir / "transcript.jsonl")}[("divide_square_subtract", 3)]
+    third = {
+        (r["conversation_id"], r["turn"]): r for r in records(trimmed.run_dir / "transcript.jsonl")
+    }[("divide_square_subtract", 3)]
     assert third["dropped_messages"] == 2 and len(third["messages"]) == 4
 
 
@@ -85,14 +90,21 @@ def test_a_question_over_the_budget_is_an_error_record(cli: Cli) -> None:
 BAD_INPUT = [
     (["model=gpt-7"], "unknown model preset 'gpt-7': choose one of echo"),
     (["sampling.temperature=hot"], "sampling.temperature=hot is not a number"),
-    (["sampling.temperatur=1"], "unknown key sampling.temperatur: did you mean sampling.temperature?"),
+    (
+        ["sampling.temperatur=1"],
+        "unknown key sampling.temperatur: did you mean sampling.temperature?",
+    ),
     (["temprature=1"], "did you mean sampling.temperature?"),
     (["questions.path=missing.jsonl"], "questions file missing.jsonl not found"),
     (["model=gpt-6-luna"], "set the environment variable OPENAI_API_KEY"),
-    (["model=gpt-6-luna", "sampling.temperature=0.5"],
-     "model gpt-6-luna does not accept sampling.temperature=0.5"),
-    (["-m", "model=echo,gpt-6-luna", "sampling=deterministic"],
-     "model gpt-6-luna does not accept sampling.temperature=0.0"),
+    (
+        ["model=gpt-6-luna", "sampling.temperature=0.5"],
+        "model gpt-6-luna does not accept sampling.temperature=0.5",
+    ),
+    (
+        ["-m", "model=echo,gpt-6-luna", "sampling=deterministic"],
+        "model gpt-6-luna does not accept sampling.temperature=0.0",
+    ),
 ]
 
 
@@ -135,8 +147,10 @@ def test_real_wire_path_records_the_servers_usage_and_id(cli: Cli, fake_server) 
         server_count = sum(7 + len(m["content"].split()) for m in row["messages"])
         assert row["usage"]["prompt_tokens"] == server_count  # the server's figure, not ours
         assert row["cost_usd"] > 0 and row["served_model"] == "gpt-4.1-mini"
-    assert all(body["stream"] and body["stream_options"] == {"include_usage": True}
-               for body in fake_server.requests)
+    assert all(
+        body["stream"] and body["stream_options"] == {"include_usage": True}
+        for body in fake_server.requests
+    )
 
 
 def test_a_server_without_usage_falls_back_to_tiktoken(cli: Cli, fake_server) -> None:
@@ -151,9 +165,14 @@ def test_a_server_without_usage_falls_back_to_tiktoken(cli: Cli, fake_server) ->
 
 def test_records_are_on_disk_as_each_call_completes(cli: Cli, fake_server) -> None:
     fake_server.latency_s = 0.6
-    proc = subprocess.Popen(cli.args(*fake_model(fake_server), "concurrency=1"), cwd=cli.tmp,
-                            env=cli_env(OPENAI_API_KEY=FAKE_KEY), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli.args(*fake_model(fake_server), "concurrency=1"),
+        cwd=cli.tmp,
+        env=cli_env(OPENAI_API_KEY=FAKE_KEY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     transcript = cli.run_dir / "transcript.jsonl"
     seen: set[int] = set()
     deadline = time.monotonic() + 60
@@ -169,23 +188,38 @@ def test_records_are_on_disk_as_each_call_completes(cli: Cli, fake_server) -> No
 
 def test_the_api_key_is_written_nowhere(cli: Cli, fake_server) -> None:
     fake_server.enqueue("401")
-    done = cli("-m", *fake_model(fake_server), "sampling.seed=1,2",
-               env=cli_env(OPENAI_API_KEY=FAKE_KEY))
+    done = cli(
+        "-m", *fake_model(fake_server), "sampling.seed=1,2", env=cli_env(OPENAI_API_KEY=FAKE_KEY)
+    )
     assert done.returncode == 0, done.stderr
     assert FAKE_KEY not in done.stdout + done.stderr
     files = [p for p in cli.tmp.rglob("*") if p.is_file()]
-    assert any(p.name == "transcript.jsonl" for p in files) and any(".hydra" in str(p) for p in files)
+    assert any(p.name == "transcript.jsonl" for p in files) and any(
+        ".hydra" in str(p) for p in files
+    )
     for path in files:
         assert FAKE_KEY.encode() not in path.read_bytes(), path
-    assert any(r["error"] for r in records(cli.sweep_dir / "0" / "transcript.jsonl")
-               + records(cli.sweep_dir / "1" / "transcript.jsonl"))
+    assert any(
+        r["error"]
+        for r in records(cli.sweep_dir / "0" / "transcript.jsonl")
+        + records(cli.sweep_dir / "1" / "transcript.jsonl")
+    )
 
 
 def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
-    done = subprocess.run([*cli.args()[:1], "-X", "importtime", *cli.args()[1:]], cwd=cli.tmp,
-                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*cli.args()[:1], "-X", "importtime", *cli.args()[1:]],
+        cwd=cli.tmp,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "hydra" in imported and "openai" in imported
     assert "pandas" not in imported and "IPython" not in imported

@@ -42,8 +42,15 @@ def test_every_preset_composes_and_validates(composer, group: str) -> None:
 
 
 def test_required_presets_exist() -> None:
-    for name in ["echo", "gpt-6-luna", "gpt-6-sol", "gpt-5.6-luna", "gpt-5.4-mini",
-                 "gpt-4.1-mini", "ollama"]:
+    for name in [
+        "echo",
+        "gpt-6-luna",
+        "gpt-6-sol",
+        "gpt-5.6-luna",
+        "gpt-5.4-mini",
+        "gpt-4.1-mini",
+        "ollama",
+    ]:
         assert name in PRESETS
 
 
@@ -89,7 +96,7 @@ def test_every_yaml_key_is_commented() -> None:
 
 
 def test_reasoning_models_reject_temperature(composer) -> None:
-    with pytest.raises(ConfigError, match="gpt-6-luna does not accept sampling.temperature"):
+    with pytest.raises(ConfigError, match=r"gpt-6-luna does not accept sampling\.temperature"):
         validate(composer("model=gpt-6-luna", "sampling.temperature=0.2"))
 
 
@@ -102,12 +109,15 @@ def test_max_tokens_goes_out_under_the_models_name(composer) -> None:
     assert echo["max_tokens"] == 1024 and echo["temperature"] == 1.0
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("sampling.temperature=3", "sampling.temperature=3.0 is out of range"),
-    ("concurrency=0", "concurrency=0 is out of range"),
-    ("sampling.reasoning_effort=huge", "one of none, minimal"),
-    ("model.engine=grpc", "'openai' or 'echo'"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sampling.temperature=3", "sampling.temperature=3.0 is out of range"),
+        ("concurrency=0", "concurrency=0 is out of range"),
+        ("sampling.reasoning_effort=huge", "one of none, minimal"),
+        ("model.engine=grpc", "'openai' or 'echo'"),
+    ],
+)
 def test_out_of_range_values_name_the_key(composer, override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(composer(override))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,14 @@ def _api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def preset_for(base_url: str) -> ModelPreset:
-    return ModelPreset(name="gpt-4.1-mini", engine="openai", base_url=base_url,
-                       api_key_env=KEY_ENV, context_window=100000, max_output_tokens=1000)
+    return ModelPreset(
+        name="gpt-4.1-mini",
+        engine="openai",
+        base_url=base_url,
+        api_key_env=KEY_ENV,
+        context_window=100000,
+        max_output_tokens=1000,
+    )
 
 
 @pytest.fixture
@@ -48,24 +55,42 @@ def preset(fake_server: FakeOpenAIServer) -> ModelPreset:
     return preset_for(fake_server.base_url)
 
 
-async def _complete(gateway: Gateway, preset: ModelPreset,
-                    messages: list[dict[str, str]] | None = None,
-                    params: dict[str, Any] | None = None, *,
-                    retry: RetryPolicy = FAST, timeout_s: float = 10.0) -> CallOutcome:
-    return await gateway.complete(preset, MESSAGES if messages is None else messages,
-                                  PARAMS if params is None else params, 30, retry, timeout_s)
+async def _complete(
+    gateway: Gateway,
+    preset: ModelPreset,
+    messages: list[dict[str, str]] | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    retry: RetryPolicy = FAST,
+    timeout_s: float = 10.0,
+) -> CallOutcome:
+    return await gateway.complete(
+        preset,
+        MESSAGES if messages is None else messages,
+        PARAMS if params is None else params,
+        30,
+        retry,
+        timeout_s,
+    )
 
 
-def complete(preset: ModelPreset, messages: list[dict[str, str]] | None = None,
-             params: dict[str, Any] | None = None, *, retry: RetryPolicy = FAST,
-             timeout_s: float = 10.0, cache: ResponseCache | None = None) -> CallOutcome:
+def complete(
+    preset: ModelPreset,
+    messages: list[dict[str, str]] | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    retry: RetryPolicy = FAST,
+    timeout_s: float = 10.0,
+    cache: ResponseCache | None = None,
+) -> CallOutcome:
     """One call through a fresh gateway, closed afterwards."""
 
     async def main() -> CallOutcome:
         gateway = Gateway(concurrency=4, cache=cache)
         try:
-            return await _complete(gateway, preset, messages, params, retry=retry,
-                                   timeout_s=timeout_s)
+            return await _complete(
+                gateway, preset, messages, params, retry=retry, timeout_s=timeout_s
+            )
         finally:
             await gateway.aclose()
 
@@ -85,8 +110,7 @@ def assert_answered(outcome: CallOutcome, attempts: int) -> None:
     assert outcome.attempts == attempts
 
 
-def assert_failed(outcome: CallOutcome, type_: str, status: int | None,
-                  attempts: int) -> None:
+def assert_failed(outcome: CallOutcome, type_: str, status: int | None, attempts: int) -> None:
     assert outcome.completion is None
     assert outcome.error is not None
     assert (outcome.error.type, outcome.error.status) == (type_, status), outcome.error
@@ -111,7 +135,10 @@ def test_streams_answer_with_usage_and_provenance(
     assert c.usage is not None
     assert c.usage.source == "api"
     assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (
-        PROMPT_TOKENS, ANSWER_WORDS, PROMPT_TOKENS + ANSWER_WORDS)
+        PROMPT_TOKENS,
+        ANSWER_WORDS,
+        PROMPT_TOKENS + ANSWER_WORDS,
+    )
     assert (c.usage.cached_tokens, c.usage.reasoning_tokens) == (0, 0)
     assert c.response_id is not None and c.response_id.startswith("chatcmpl-fake-")
     assert c.served_model == "gpt-4.1-mini"
@@ -308,13 +335,16 @@ def test_cache_answers_an_identical_request(
         assert second.cache_hit is True
         assert second.attempts == 0
         assert second.error is None
-        assert second.completion == first.completion  # usage, ids and timing kept
+        # usage and ids kept; no call was made, so there is no time to first token
+        assert second.completion == dataclasses.replace(first.completion, ttft_s=None)
         assert fake_server.request_count == 1
 
         other_param = complete(preset, params={**PARAMS, "temperature": 0.9}, cache=cache)
         other_message = complete(
-            preset, messages=[*MESSAGES[:1], {"role": "user", "content": "and of Spain"}],
-            cache=cache)
+            preset,
+            messages=[*MESSAGES[:1], {"role": "user", "content": "and of Spain"}],
+            cache=cache,
+        )
         assert not other_param.cache_hit and not other_message.cache_hit
         assert fake_server.request_count == 3
     finally:

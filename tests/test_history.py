@@ -9,8 +9,13 @@ SYSTEM = "You are terse."
 
 
 def exchanges(n: int) -> list:
-    return [({"role": "user", "content": f"question {i} " + "word " * 20},
-             {"role": "assistant", "content": f"answer {i} " + "word " * 20}) for i in range(n)]
+    return [
+        (
+            {"role": "user", "content": f"question {i} " + "word " * 20},
+            {"role": "assistant", "content": f"answer {i} " + "word " * 20},
+        )
+        for i in range(n)
+    ]
 
 
 def cost(exchange) -> int:
@@ -26,8 +31,9 @@ def test_everything_fits_nothing_is_dropped() -> None:
 
 def test_oldest_exchanges_go_first_and_the_system_message_stays() -> None:
     history = exchanges(5)
-    base = counter.count_messages([{"role": "system", "content": SYSTEM},
-                                   {"role": "user", "content": "next?"}])
+    base = counter.count_messages(
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "next?"}]
+    )
     budget = base + 2 * cost(history[0]) + 10 + 50  # room for two exchanges, 50 reserved
     prompt = build_prompt(SYSTEM, history, "next?", counter, budget, 50)
     assert prompt.messages[0] == {"role": "system", "content": SYSTEM}

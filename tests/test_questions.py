@@ -11,11 +11,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_inline_single_questions_and_conversations() -> None:
-    qset = QuestionSet(name="mix", items=[
-        QuestionItem(id="a", question="2+2?", expected="4"),
-        QuestionItem(id="b", turns=[TurnSpec("Pick a number."), TurnSpec("Double it.", "x")]),
-        QuestionItem(question="no id"),
-    ])
+    qset = QuestionSet(
+        name="mix",
+        items=[
+            QuestionItem(id="a", question="2+2?", expected="4"),
+            QuestionItem(id="b", turns=[TurnSpec("Pick a number."), TurnSpec("Double it.", "x")]),
+            QuestionItem(question="no id"),
+        ],
+    )
     convs = load_conversations(qset)
     assert [c.id for c in convs] == ["a", "b", "q3"]
     assert convs[0].turns[0].expected == "4"
@@ -24,7 +27,9 @@ def test_inline_single_questions_and_conversations() -> None:
 
 def test_the_shipped_jsonl_and_csv_sets_load() -> None:
     jsonl = load_conversations(QuestionSet(name="t", path="conf/questions/data/trivia.jsonl"))
-    csv = load_conversations(QuestionSet(name="t", path=str(REPO / "conf/questions/data/trivia.csv")))
+    csv = load_conversations(
+        QuestionSet(name="t", path=str(REPO / "conf/questions/data/trivia.csv"))
+    )
     assert any(len(c.turns) > 1 for c in jsonl)
     assert [c.id for c in csv] == [c.id for c in jsonl if len(c.turns) == 1]
 
@@ -35,14 +40,17 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"id": "a", "question": "ok"}\n{"id": "b", "question": \n', "line 2: not valid JSON"),
-    ('{"id": "a", "question": "ok"}\n\n[1, 2]\n', "line 3: expected an object"),
-    ('{"id": "a", "quest": "typo"}\n', "line 1: unknown field 'quest'"),
-    ('{"id": "a", "question": "q", "turns": [{"question": "t"}]}\n', "line 1: give either"),
-    ('{"id": "a", "turns": [{"question": "t"}, {"answer": "x"}]}\n', "line 1, turn 2"),
-    ('{"id": "a", "question": "q"}\n{"id": "a", "question": "r"}\n', "the id 'a' twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"id": "a", "question": "ok"}\n{"id": "b", "question": \n', "line 2: not valid JSON"),
+        ('{"id": "a", "question": "ok"}\n\n[1, 2]\n', "line 3: expected an object"),
+        ('{"id": "a", "quest": "typo"}\n', "line 1: unknown field 'quest'"),
+        ('{"id": "a", "question": "q", "turns": [{"question": "t"}]}\n', "line 1: give either"),
+        ('{"id": "a", "turns": [{"question": "t"}, {"answer": "x"}]}\n', "line 1, turn 2"),
+        ('{"id": "a", "question": "q"}\n{"id": "a", "question": "r"}\n', "the id 'a' twice"),
+    ],
+)
 def test_malformed_jsonl_names_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, "bad.jsonl", text)
     with pytest.raises(QuestionsError, match=message) as info:
@@ -58,12 +66,12 @@ def test_malformed_csv_names_the_line(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_where_it_looked(tmp_path: Path) -> None:
-    with pytest.raises(QuestionsError, match="nope.jsonl not found .*fix questions.path"):
+    with pytest.raises(QuestionsError, match=r"nope\.jsonl not found .*fix questions\.path"):
         load_conversations(QuestionSet(name="x", path="nope.jsonl"))
 
 
 def test_unsupported_suffix_and_empty_set(tmp_path: Path) -> None:
-    with pytest.raises(QuestionsError, match="use .jsonl or .csv"):
+    with pytest.raises(QuestionsError, match=r"use \.jsonl or \.csv"):
         load_conversations(QuestionSet(name="x", path=write(tmp_path, "q.txt", "hi")))
     with pytest.raises(QuestionsError, match="has no questions"):
         load_conversations(QuestionSet(name="x", path=write(tmp_path, "q.jsonl", "\n")))

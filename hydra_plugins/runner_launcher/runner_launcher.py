@@ -6,7 +6,6 @@ calls run concurrently, under the sweep's shared concurrency limit, rate limits,
 progress line. Every job's config is composed and validated before the first call.
 """
 
-
 import copy
 import logging
 import threading
@@ -15,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict, read_write
@@ -41,14 +47,16 @@ class RunnerLauncher(Launcher):
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
 
-    def launch(self, job_overrides: Sequence[Sequence[str]],
-               initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         from runner.config import validate
         from runner.job import JobInfo, plan_job
         from runner.sweep import Executor, HydraGate, set_active_executor, set_active_gate
@@ -65,7 +73,8 @@ class RunnerLauncher(Launcher):
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
             sweep_config = self.hydra_context.config_loader.load_sweep_config(
-                self.config, list(overrides))
+                self.config, list(overrides)
+            )
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = idx
                 sweep_config.hydra.job.num = idx
@@ -77,16 +86,22 @@ class RunnerLauncher(Launcher):
         gate = HydraGate()
         runs: list[JobReturn | None] = [None] * len(configs)
         # One limit for the whole sweep: the first job's concurrency, cache and progress settings.
-        executor = (Executor(settings.concurrency, settings.cache, settings.progress)
-                    if settings is not None else None)
+        executor = (
+            Executor(settings.concurrency, settings.cache, settings.progress)
+            if settings is not None
+            else None
+        )
         set_active_executor(executor)
         set_active_gate(gate)
         try:
             threads = []
             for i, sweep_config in enumerate(configs):
                 ready = threading.Event()
-                thread = threading.Thread(target=self._run_one, name=f"runner-job-{i}",
-                                          args=(gate, ready, sweep_config, runs, i))
+                thread = threading.Thread(
+                    target=self._run_one,
+                    name=f"runner-job-{i}",
+                    args=(gate, ready, sweep_config, runs, i),
+                )
                 thread.start()
                 ready.wait()
                 threads.append(thread)
@@ -104,8 +119,14 @@ class RunnerLauncher(Launcher):
                 raise ret._return_value
         return done
 
-    def _run_one(self, gate: object, ready: threading.Event, config: DictConfig,
-                 runs: list[JobReturn | None], i: int) -> None:
+    def _run_one(
+        self,
+        gate: object,
+        ready: threading.Event,
+        config: DictConfig,
+        runs: list[JobReturn | None],
+        i: int,
+    ) -> None:
         from runner.sweep import HydraGate
 
         assert isinstance(gate, HydraGate)
