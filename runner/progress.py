@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from tqdm import tqdm
@@ -16,10 +17,14 @@ class Progress:
         self.errors = 0
         self.tokens = 0
         self.cost_usd = 0.0
+        # Some terminals (ptys, CI consoles) report a size of 0x0, and tqdm then draws nothing;
+        # shutil falls back to 80x24 there.
+        size = shutil.get_terminal_size()
         self._bar = tqdm(
             total=0,
             unit="call",
-            dynamic_ncols=True,
+            ncols=size.columns,
+            nrows=size.lines,
             file=sys.stderr,
             disable=not (enabled and sys.stderr.isatty()),
         )

@@ -265,6 +265,8 @@ class FakeOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.request_count = 0
         self.rate_limited_count = 0
+        self.in_flight = 0  # requests being answered right now
+        self.max_in_flight = 0  # the most answered at once since the last reset
 
         self._lock = threading.Lock()
         self._queue: collections.deque[Behaviour] = collections.deque()
@@ -310,6 +312,7 @@ class FakeOpenAIServer:
             self.requests.clear()
             self.request_count = 0
             self.rate_limited_count = 0
+            self.max_in_flight = 0
             self._bucket_rate = None
         self.latency_s = 0.0
         self.send_usage = True
@@ -502,6 +505,16 @@ class FakeOpenAIServer:
             await self._respond(send, 429, body, headers)
             return
 
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await self._answer(receive, send, request, n)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _answer(self, receive: Any, send: Any, request: dict[str, Any], n: int) -> None:
         behaviour = self._next_behaviour()
         kind = behaviour.kind
         if kind == "hang":

@@ -1,0 +1,222 @@
+"""Sweeps under the runner launcher: shared limits, callbacks, cache, resume, progress, faults."""
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model
+from fake_openai import FakeOpenAIServer, free_port
+
+pytestmark = pytest.mark.slow
+TRIVIA_CALLS = 10  # conf/questions/data/trivia.jsonl: 8 questions and a 2-turn conversation
+
+
+def env() -> dict[str, str]:
+    return cli_env(OPENAI_API_KEY=FAKE_KEY, PYTHONPATH=str(REPO / "tests"))
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_jobs_share_one_event_loop_and_one_limit(cli: Cli, fake_server: FakeOpenAIServer) -> None:
+    fake_server.latency_s = 0.4
+    done = cli("-m", *fake_model(fake_server), "sampling.seed=1,2,3,4", "concurrency=12", env=env())
+    assert done.returncode == 0, done.stderr
+    assert fake_server.request_count == 20
+    assert 5 < fake_server.max_in_flight <= 12  # more than one job's calls at once, under the cap
+    for job in range(4):
+        assert len(lines(cli.sweep_dir / str(job) / "transcript.jsonl")) == 5
+        assert (cli.sweep_dir / str(job) / ".hydra" / "config.yaml").exists()
+
+
+def test_the_concurrency_limit_holds_across_jobs(cli: Cli, fake_server: FakeOpenAIServer) -> None:
+    fake_server.latency_s = 0.2
+    done = cli("-m", *fake_model(fake_server), "sampling.seed=1,2,3", "concurrency=2", env=env())
+    assert done.returncode == 0, done.stderr
+    assert fake_server.max_in_flight == 2
+
+
+def test_hydra_callbacks_see_finished_jobs(cli: Cli) -> None:
+    done = cli(
+        "-m",
+        "system=helpful,concise",
+        "+hydra.callbacks.probe._target_=sweep_probe.Probe",
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    for job in ("0", "1"):
+        probe = json.loads((cli.sweep_dir / job / "probe.json").read_text())
+        assert probe["status"] == "COMPLETED"
+        assert probe["records_at_job_end"] == 5  # on_job_end ran after the job's calls
+    assert (cli.sweep_dir / "probe_multirun_end").read_text() == "done"
+
+
+def test_identical_requests_are_answered_from_the_cache(cli: Cli, fake_server) -> None:
+    assert cli("-m", *fake_model(fake_server), "system=helpful,concise", env=env()).returncode == 0
+    assert fake_server.request_count == 10
+    again = Cli(cli.tmp)
+    again.sweep_dir = cli.tmp / "sweep2"
+    done = again("-m", *fake_model(fake_server), "system=helpful,concise", env=env())
+    assert done.returncode == 0, done.stderr
+    assert fake_server.request_count == 10  # nothing sent twice
+    rows = [r for p in again.sweep_dir.glob("*/transcript.jsonl") for r in lines(p)]
+    assert len(rows) == 10 and all(r["cache_hit"] and r["attempts"] == 0 for r in rows)
+    first = {
+        r["question"] + r["system"]: r
+        for p in cli.sweep_dir.glob("*/transcript.jsonl")
+        for r in lines(p)
+    }
+    assert all(first[r["question"] + r["system"]]["answer"] == r["answer"] for r in rows)
+    assert not any(r["cache_hit"] for r in first.values())
+    off = Cli(cli.tmp)
+    off.run_dir = cli.tmp / "nocache"
+    assert off(*fake_model(fake_server), "cache.enabled=false", env=env()).returncode == 0
+    assert fake_server.request_count == 15
+
+
+def test_two_processes_can_share_the_cache(cli: Cli, fake_server: FakeOpenAIServer) -> None:
+    fake_server.latency_s = 0.1
+    procs = []
+    for name in ("a", "b"):
+        other = Cli(cli.tmp)
+        other.sweep_dir = cli.tmp / name
+        procs.append(
+            subprocess.Popen(
+                other.args(
+                    "-m", *fake_model(fake_server), "questions=trivia_file", "sampling.seed=1,2"
+                ),
+                cwd=cli.tmp,
+                env=env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    for name in ("a", "b"):
+        rows = [r for p in (cli.tmp / name).glob("*/transcript.jsonl") for r in lines(p)]
+        assert len(rows) == 2 * TRIVIA_CALLS and not any(r["error"] for r in rows)
+    assert fake_server.request_count <= 4 * TRIVIA_CALLS
+
+
+def test_a_killed_sweep_resumes_without_repeating_a_call(cli: Cli, fake_server) -> None:
+    fake_server.latency_s = 0.25
+    args = [
+        "-m",
+        *fake_model(fake_server),
+        "questions=trivia_file",
+        "sampling.seed=1,2",
+        "concurrency=2",
+        "cache.enabled=false",
+    ]
+    proc = subprocess.Popen(
+        cli.args(*args),
+        cwd=cli.tmp,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        written = sum(
+            len(p.read_text().splitlines()) for p in cli.sweep_dir.glob("*/transcript.jsonl")
+        )
+        if written >= 6:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    transcripts = sorted(cli.sweep_dir.glob("*/transcript.jsonl"))
+    with transcripts[0].open("a") as fh:  # as if the kill landed mid-line
+        fh.write('{"record_id": "torn", "answer": "hal')
+    before = (
+        sum(len(lines(p)) for p in transcripts[1:])
+        + len(transcripts[0].read_text().splitlines())
+        - 1
+    )
+    assert 6 <= before < 2 * TRIVIA_CALLS
+    sent_before = fake_server.request_count
+
+    done = cli(*args, "resume=true", env=env())
+    assert done.returncode == 0, done.stderr
+    rows = [r for job in ("0", "1") for r in lines(cli.sweep_dir / job / "transcript.jsonl")]
+    assert len(rows) == 2 * TRIVIA_CALLS
+    assert len({r["record_id"] for r in rows}) == 2 * TRIVIA_CALLS  # each exactly once
+    assert not any(r["error"] for r in rows)
+    assert fake_server.request_count - sent_before == 2 * TRIVIA_CALLS - before
+    second_turn = next(r for r in rows if r["turn"] == 2)
+    assert second_turn["messages"][-2]["role"] == "assistant"  # history rebuilt from the record
+
+
+def test_progress_is_live_on_a_terminal_and_quiet_otherwise(cli: Cli) -> None:
+    quiet = cli()
+    assert quiet.returncode == 0 and "errors=" not in quiet.stderr
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        Cli(cli.tmp).args("-m", "system=helpful,concise", f"hydra.sweep.dir={cli.tmp}/tty"),
+        cwd=cli.tmp,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    proc.wait(timeout=60)
+    os.close(primary)
+    text = output.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "10/10" in text and "errors=0" in text and "cost=$" in text
+
+
+def test_faults_end_as_answers_or_error_records(cli: Cli, fake_server) -> None:
+    fake_server.enqueue("429", "500", "cut", "malformed", "503", "hang")
+    done = cli(
+        *fake_model(fake_server),
+        "concurrency=1",
+        "timeout_s=1",
+        "retry.initial_backoff_s=0.01",
+        "retry.max_backoff_s=0.05",
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = lines(cli.run_dir / "transcript.jsonl")
+    assert len(rows) == 5 and not any(r["error"] for r in rows)
+    assert sum(r["attempts"] for r in rows) == 5 + 6
+
+
+def test_a_server_that_is_down_gives_error_records_and_the_run_goes_on(cli: Cli) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = cli(
+        "model=gpt-4.1-mini",
+        f"model.base_url={url}",
+        "retry.max_attempts=2",
+        "retry.initial_backoff_s=0.01",
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = lines(cli.run_dir / "transcript.jsonl")
+    assert len(rows) == 5
+    assert {r["error"]["type"] for r in rows} == {"ConnectionError"}
+    assert all(r["attempts"] == 2 and r["answer"] is None for r in rows)
