@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,9 +50,11 @@ async def stream_completion(
     messages: list[dict[str, str]],
     params: dict[str, Any],
     timeout_s: float,
+    on_delta: Callable[[str], None] | None = None,
 ) -> Completion:
     """Stream one chat completion; the last usage seen wins (some servers repeat it per chunk).
 
+    ``on_delta`` is called with each piece of the answer as it arrives (live display).
     Raises whatever the SDK or the transport raises; ``runner.retry`` decides what is retried.
     """
     started = time.perf_counter()
@@ -80,6 +83,8 @@ async def stream_completion(
                     if ttft is None:
                         ttft = time.perf_counter() - started
                     parts.append(choice.delta.content)
+                    if on_delta is not None:
+                        on_delta(choice.delta.content)
                 if choice.finish_reason:
                     finish = choice.finish_reason
     return Completion(

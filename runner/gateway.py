@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,14 +96,22 @@ class Gateway:
         estimated_tokens: int,
         retry: RetryPolicy,
         timeout_s: float,
+        on_delta: Callable[[str | None], None] | None = None,
     ) -> CallOutcome:
-        """Answer from the cache, or call the API with retries; never raises for API failures."""
+        """Answer from the cache, or call the API with retries; never raises for API failures.
+
+        ``on_delta`` receives each streamed piece of the answer, and ``None`` when an attempt
+        starts over (a retry), so a live display can clear what it showed.
+        """
         key = None
         if self.cache is not None:
             key = cache_key(preset.base_url, preset.name, messages, params)
             hit = self.cache.get(key)
             if hit is not None:
-                return CallOutcome(Completion.from_cache(hit), None, 0, True, 0.0)
+                completion = Completion.from_cache(hit)
+                if on_delta is not None and completion.answer:
+                    on_delta(completion.answer)
+                return CallOutcome(completion, None, 0, True, 0.0)
         client = self.client_for(preset)
         limits = self.limits_for(preset)
 
@@ -130,8 +139,10 @@ class Gateway:
                     await limits.acquire(estimated_tokens)
                     async with self._slots:
                         started = time.perf_counter()
+                        if on_delta is not None and attempt.retry_state.attempt_number > 1:
+                            on_delta(None)
                         completion = await stream_completion(
-                            client, preset.name, messages, params, timeout_s
+                            client, preset.name, messages, params, timeout_s, on_delta
                         )
         except Exception as exc:  # every API failure becomes an error record
             error = classify(exc).error
