@@ -14,6 +14,7 @@ from runner.errors import (
     ResultsError,
     RunnerError,
 )
+from runner.experiment import compose, run
 from runner.record import TokenUsage, TranscriptRecord
 from runner.results import load_results
 from runner.tokens import count_tokens
@@ -29,6 +30,8 @@ __all__ = [
     "RunnerError",
     "TokenUsage",
     "TranscriptRecord",
+    "compose",
     "count_tokens",
     "load_results",
+    "run",
 ]

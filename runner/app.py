@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.config import CONF_DIR, register_schema, validate
 from runner.errors import RunnerError
+from runner.estimate import estimate_job, format_estimates, job_label
 from runner.job import JobInfo, JobResult, plan_job
 from runner.sweep import Executor, active_executor, active_gate
 
@@ -38,7 +39,11 @@ def task(cfg: DictConfig) -> float | None:
     if executor is None or gate is None:
         try:
             run = validate(cfg)
-            plan = plan_job(run, info)
+            plan = plan_job(run, info, check_credentials=not run.dry_run)
+            if run.dry_run:
+                label = job_label(info.overrides, run.model.name)
+                print(format_estimates([estimate_job(plan, label)]), flush=True)
+                return None
             with Executor(run.concurrency, run.cache, run.progress) as own:
                 result = own.run(plan)
         except RunnerError as exc:

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.config import RunConfig, sampling_params
-from runner.errors import BudgetError, ConfigError
+from runner.errors import BudgetError, ConfigError, QuestionsError
 from runner.gateway import CallOutcome, Gateway, api_key_for
 from runner.history import Exchange, build_prompt
 from runner.questions import Conversation, Turn, load_conversations
 from runner.record import CallError, TokenUsage, TranscriptRecord, cost_usd
+from runner.scoring import check_scorer, score_answer
 from runner.tokens import TokenCounter, encoding_for, get_counter
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter, read_records, repair
 
@@ -75,10 +76,13 @@ class JobResult:
         return sum(self.scores) / len(self.scores) if self.scores else None
 
 
-def plan_job(run: RunConfig, info: JobInfo) -> JobPlan:
-    """Load the questions, check credentials and budgets; raises ``RunnerError`` before any call."""
+def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> JobPlan:
+    """Load the questions, check scorers, credentials and budgets; raises ``RunnerError``
+    before any call (a dry run skips the credentials)."""
     conversations = load_conversations(run.questions)
-    api_key_for(run.model)
+    _check_scorers(run, conversations)
+    if check_credentials:
+        api_key_for(run.model)
     budget = min(run.token_budget or run.model.context_window, run.model.context_window)
     reserved = run.sampling.max_tokens or run.model.max_output_tokens
     if reserved >= budget:
@@ -101,6 +105,18 @@ def plan_job(run: RunConfig, info: JobInfo) -> JobPlan:
     config_hash = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
     counter = get_counter(encoding_for(run.model.name, run.model.encoding))
     return JobPlan(run, info, conversations, params, counter, budget, reserved, config_hash)
+
+
+def _check_scorers(run: RunConfig, conversations: list[Conversation]) -> None:
+    problem = check_scorer(run.questions.scorer.kind, None, "questions.scorer.kind")
+    for conv in conversations:
+        for number, turn in enumerate(conv.turns, start=1):
+            where = f"question set {run.questions.name!r}, {conv.id!r} turn {number}"
+            problem = problem or check_scorer(
+                turn.scorer or run.questions.scorer.kind, turn.expected, where
+            )
+    if problem:
+        raise QuestionsError(problem + "; fix the question set or its scorer")
 
 
 def record_id(config_hash: str, conversation_id: str, turn: int) -> str:
@@ -256,6 +272,9 @@ class _JobRunner:
             served_model=completion.served_model if completion else None,
             system_fingerprint=completion.system_fingerprint if completion else None,
             error=error,
+            score=score_answer(completion.answer, turn.expected, run.questions.scorer, turn.scorer)
+            if completion
+            else None,
         )
 
     def _write(self, record: TranscriptRecord) -> None:

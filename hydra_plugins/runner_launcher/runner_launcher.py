@@ -59,6 +59,7 @@ class RunnerLauncher(Launcher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         from runner.config import validate
+        from runner.estimate import estimate_job, format_estimates, job_label
         from runner.job import JobInfo, plan_job
         from runner.sweep import Executor, HydraGate, set_active_executor, set_active_gate
 
@@ -70,6 +71,7 @@ class RunnerLauncher(Launcher):
         log.info("Launching %d jobs in one event loop", len(job_overrides))
 
         configs: list[DictConfig] = []
+        estimates = []
         settings = None
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
@@ -80,9 +82,16 @@ class RunnerLauncher(Launcher):
                 sweep_config.hydra.job.id = idx
                 sweep_config.hydra.job.num = idx
             run = validate(_task_config(sweep_config))
-            plan_job(run, JobInfo(output_dir=Path(".")))  # every job checked before any call
+            # every job is checked before any call
+            plan = plan_job(run, JobInfo(output_dir=Path(".")), check_credentials=not run.dry_run)
+            label = job_label(list(filter_overrides(overrides)), run.model.name)
+            estimates.append(estimate_job(plan, f"#{idx} {label}"))
             settings = settings or run
             configs.append(sweep_config)
+
+        if settings is not None and settings.dry_run:
+            print(format_estimates(estimates), flush=True)
+            return []
 
         gate = HydraGate()
         runs: list[JobReturn | None] = [None] * len(configs)

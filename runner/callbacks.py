@@ -1,0 +1,45 @@
+"""The Hydra callback that closes a run or sweep: the summary table, ``summary.csv`` and
+``report.html``, all built from the transcripts on disk (so any launcher works)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from runner.summary import find_transcripts, format_table, summarize, write_summary
+
+log = logging.getLogger("runner")
+
+
+class SummaryCallback(Callback):
+    """Selected in ``conf/config.yaml`` under ``hydra.callbacks.summary``."""
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        job_return = kwargs.get("job_return")
+        if job_return is None or job_return.hydra_cfg is None:
+            return
+        finish(Path(job_return.hydra_cfg.hydra.runtime.output_dir), _dry(config))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        finish(Path(str(config.hydra.sweep.dir)), _dry(config))
+
+
+def _dry(config: DictConfig) -> bool:
+    return bool(OmegaConf.select(config, "dry_run", default=False))
+
+
+def finish(path: Path, dry_run: bool = False) -> None:
+    """Print the per-job table and write ``summary.csv`` and ``report.html`` into ``path``."""
+    if dry_run or not path.is_dir() or not find_transcripts(path):
+        return
+    from runner.report import write_report
+
+    rows = summarize(path)
+    csv_path = write_summary(path, rows)
+    report = write_report(path)
+    print(format_table(rows), flush=True)
+    log.info("summary: %s, report: %s", csv_path, report)
