@@ -5,6 +5,7 @@ every API call becomes one JSONL record; ``load_results`` turns a run or a sweep
 pandas DataFrame.
 """
 
+from runner.chat import ChatSession, ChatTurn
 from runner.config import ModelPreset, RunConfig
 from runner.errors import (
     BudgetError,
@@ -21,6 +22,8 @@ from runner.tokens import count_tokens
 
 __all__ = [
     "BudgetError",
+    "ChatSession",
+    "ChatTurn",
     "ConfigError",
     "CredentialsError",
     "ModelPreset",

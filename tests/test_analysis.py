@@ -22,7 +22,8 @@ def test_records_are_scored_and_the_job_returns_its_mean_score(cli: Cli) -> None
     done = cli("-m", "questions=math_chat", "system=helpful,concise",
                "+hydra.callbacks.probe._target_=sweep_probe.Probe", env=env())
     assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in (cli.sweep_dir / "0" / "transcript.jsonl").open()]
+    transcript = cli.sweep_dir / "0" / "transcript.jsonl"
+    rows = [json.loads(line) for line in transcript.read_text().splitlines()]
     scores = {(r["conversation_id"], r["turn"]): r["score"] for r in rows}
     # echo repeats the question: "What is 144 divided by 12?" ends in the expected 12
     assert scores[("divide_square_subtract", 1)] == 1.0

@@ -1,0 +1,607 @@
+"""The notebook chat: a conversation with one model that streams each answer as it arrives.
+
+``ChatSession`` keeps the exchanges, trims them to the token budget with the engine's rules
+(``runner.history.build_prompt``) and sends each question through the same ``Gateway`` as
+an experiment (retries and all, no response cache). In Jupyter the answer is live Markdown
+in the cell's output; in a terminal or a script it is printed as it streams. Either way a
+footer reports the turn's tokens, cost and time.
+
+Notebooks already run an event loop in the main thread, so the calls run on a private loop
+in a background thread; the streamed pieces come back over a queue and the display is
+updated from the calling thread. IPython is imported only when a kernel is detected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from omegaconf import DictConfig
+
+from runner.config import (
+    CONF_DIR,
+    ModelPreset,
+    Prices,
+    QuestionSet,
+    RetryPolicy,
+    RunConfig,
+    SamplingPreset,
+    SystemPreset,
+    sampling_params,
+    validate,
+)
+from runner.errors import BudgetError, ConfigError
+from runner.gateway import Gateway, api_key_for
+from runner.history import Exchange, Message, build_prompt
+from runner.record import CallError, TokenUsage, cost_usd
+from runner.tokens import TokenCounter, encoding_for, get_counter
+
+__all__ = ["ChatSession", "ChatTurn"]
+
+SAVE_FORMAT = "runner.chat/1"
+UPDATE_INTERVAL_S = 0.05  # the fastest a live Markdown display is redrawn
+
+
+@dataclass
+class ChatTurn:
+    """One question and what came back: the answer (None on error), tokens, cost and time.
+
+    ``messages`` is exactly what was sent, after trimming; ``dropped_messages`` counts the
+    earlier messages trimmed to fit the budget or ``max_history``. A turn with an ``error``
+    (the question did not fit, or the call failed after its retries) is not part of the
+    conversation the next question sees.
+    """
+
+    question: str
+    answer: str | None
+    usage: TokenUsage
+    estimated_prompt_tokens: int | None
+    dropped_messages: int
+    cost_usd: float | None
+    latency_s: float | None
+    error: CallError | None = None
+    attempts: int = 0
+    finish_reason: str | None = None
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def footer(self) -> str:
+        """One line about the turn: ``prompt 34 · completion 12 tokens · $0.000012 · 0.8 s``,
+        then retries and trimmed messages; or the error."""
+        parts: list[str] = []
+        if self.error is not None:
+            status = f" ({self.error.status})" if self.error.status else ""
+            parts.append(f"error: {self.error.type}{status}: {self.error.message}")
+        else:
+            approx = "~" if self.usage.source == "estimate" else ""
+            parts.append(
+                f"prompt {approx}{_count(self.usage.prompt_tokens)} · "
+                f"completion {approx}{_count(self.usage.completion_tokens)} tokens"
+            )
+            parts.append("cost unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}")
+        if self.attempts > 1:
+            parts.append(f"{self.attempts} attempts")
+        if self.latency_s is not None:
+            seconds = self.latency_s
+            parts.append(f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s")
+        if self.dropped_messages:
+            plural = "s" if self.dropped_messages != 1 else ""
+            parts.append(f"{self.dropped_messages} earlier message{plural} trimmed")
+        return " · ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The turn as plain JSON types (as ``ChatSession.save`` writes it)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChatTurn:
+        """The inverse of ``to_dict``."""
+        data = dict(data)
+        data["usage"] = TokenUsage(**data.get("usage") or {})
+        error = data.get("error")
+        data["error"] = None if error is None else CallError(**error)
+        return cls(**data)
+
+
+class ChatSession:
+    """A conversation with one model preset and one system message, streamed live.
+
+    ``model``, ``system`` and ``sampling`` name presets in ``conf/`` (composed like
+    ``python -m runner model=... system=... sampling=... <overrides>``), or are preset
+    objects used as given. ``system`` is always a preset name (or ``None`` for no system
+    message); to send your own text, pass ``system_message="..."``, which takes precedence.
+    ``overrides`` are Hydra override strings for anything else, e.g.
+    ``["model.base_url=http://localhost:11434/v1", "retry.max_attempts=3"]``.
+    ``max_history`` and ``token_budget``, when given, replace the config's values.
+
+    The config is validated once, here: sampling params the model rejects raise
+    ``ConfigError``, and a remote model whose API key variable is unset raises
+    ``CredentialsError``. Close the session (``close()`` or a ``with`` block) to stop its
+    event loop thread and HTTP clients.
+
+    Example::
+
+        chat = ChatSession(model="echo", system="concise")
+        chat.ask("What is 12 times 7?")
+        chat.ask("Now add 16 to that.")   # sent with the first exchange as history
+        chat.close()
+    """
+
+    def __init__(
+        self,
+        model: str | ModelPreset = "echo",
+        system: str | SystemPreset | None = "helpful",
+        sampling: str | SamplingPreset = "default",
+        overrides: Sequence[str] = (),
+        *,
+        system_message: str | None = None,
+        max_history: int | None = None,
+        token_budget: int | None = None,
+    ) -> None:
+        named_system = None if system_message is not None else system
+        run = _compose_settings(model, named_system, sampling, overrides)
+        if system is None:
+            run.system = SystemPreset(name="none", message="")
+        if system_message is not None:
+            run.system = SystemPreset(name="custom", message=system_message)
+        if max_history is not None:
+            run.max_history = max_history
+        if token_budget is not None:
+            run.token_budget = token_budget
+        self._start(run)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | RunConfig) -> ChatSession:
+        """A session from a composed config (``runner.experiment.compose([...])``) or a
+        ``RunConfig``: its model, system message, sampling, history, budget, retry and
+        timeout settings (the question set is not used)."""
+        session = cls.__new__(cls)
+        session._start(validate(cfg))
+        return session
+
+    def _start(self, run: RunConfig) -> None:
+        run = validate(run)
+        budget = min(run.token_budget or run.model.context_window, run.model.context_window)
+        reserved = run.sampling.max_tokens or run.model.max_output_tokens
+        if reserved >= budget:
+            raise ConfigError(
+                f"{reserved} tokens reserved for the answer leave no room for a prompt in a "
+                f"budget of {budget}: lower sampling.max_tokens or raise token_budget"
+            )
+        api_key_for(run.model)  # CredentialsError now, not at the first question
+        self._run = run
+        self._params = sampling_params(run)
+        self._budget = budget
+        self._reserved = reserved
+        self._counter: TokenCounter = get_counter(encoding_for(run.model.name, run.model.encoding))
+        self._exchanges: list[Exchange] = []
+        self._turns: list[ChatTurn] = []
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="runner-chat-loop", daemon=True
+        )
+        self._thread.start()
+        # The gateway's semaphore and HTTP clients belong to the loop that uses them.
+        self._gateway: Gateway = asyncio.run_coroutine_threadsafe(
+            _make_gateway(), self._loop
+        ).result()
+        self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._thread, self._gateway)
+
+    # ------------------------------------------------------------------ the conversation
+
+    def ask(self, question: str, *, show: bool = True) -> ChatTurn:
+        """Ask the next question with the conversation so far; stream and return the answer.
+
+        With ``show`` (the default) the answer appears as it streams (live Markdown in
+        Jupyter, plain text on stdout elsewhere), followed by a footer with the turn's
+        tokens, cost and time. Never raises for a question that does not fit the budget or
+        an API failure: the returned turn carries the ``error`` and is left out of the
+        history.
+        """
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("this ChatSession is closed: start a new one")
+            view = _make_view() if show else _NoView()
+            turn = self._ask(question, view)
+            view.finish(turn)
+            self._turns.append(turn)
+            if turn.error is None and turn.answer is not None:
+                self._exchanges.append(_exchange(question, turn.answer))
+            return turn
+
+    def _ask(self, question: str, view: _View) -> ChatTurn:
+        run = self._run
+        try:
+            prompt = build_prompt(
+                run.system.message or None,
+                self._exchanges,
+                question,
+                self._counter,
+                self._budget,
+                self._reserved,
+                run.max_history,
+            )
+        except BudgetError as exc:
+            error = CallError("BudgetError", str(exc))
+            return ChatTurn(question, None, TokenUsage(source="none"), None, 0, None, None, error)
+        pieces: queue.Queue[tuple[str, str | None]] = queue.Queue()
+
+        def on_delta(piece: str | None) -> None:  # runs in the loop thread
+            pieces.put(("reset", None) if piece is None else ("piece", piece))
+
+        future = asyncio.run_coroutine_threadsafe(
+            self._gateway.complete(
+                run.model,
+                prompt.messages,
+                self._params,
+                prompt.prompt_tokens + self._reserved,
+                run.retry,
+                run.timeout_s,
+                on_delta,
+            ),
+            self._loop,
+        )
+        future.add_done_callback(lambda _: pieces.put(("done", None)))
+        try:
+            while True:
+                kind, piece = pieces.get()
+                if kind == "done":
+                    break
+                if kind == "reset":
+                    view.restart()
+                elif piece:
+                    view.piece(piece)
+            outcome = future.result()
+        except BaseException:  # KeyboardInterrupt in a cell: stop the call too
+            future.cancel()
+            raise
+        completion = outcome.completion
+        sent = [dict(m) for m in prompt.messages]  # copies: a turn must not alias the history
+        if completion is None:
+            return ChatTurn(
+                question,
+                None,
+                TokenUsage(source="none"),
+                prompt.prompt_tokens,
+                prompt.dropped_messages,
+                None,
+                _round(outcome.latency_s),
+                outcome.error,
+                outcome.attempts,
+                None,
+                sent,
+            )
+        usage = completion.usage or _estimated_usage(
+            self._counter, prompt.prompt_tokens, completion.answer
+        )
+        return ChatTurn(
+            question,
+            completion.answer,
+            usage,
+            prompt.prompt_tokens,
+            prompt.dropped_messages,
+            cost_usd(usage, run.model.prices),
+            _round(outcome.latency_s),
+            None,
+            outcome.attempts,
+            completion.finish_reason,
+            sent,
+        )
+
+    def reset(self) -> None:
+        """Forget the conversation (history and turns); the settings stay."""
+        with self._lock:
+            self._exchanges.clear()
+            self._turns.clear()
+
+    @property
+    def history(self) -> list[Message]:
+        """The conversation as chat messages: the system message (if any), then each
+        answered question and its answer, untrimmed (each ``ask`` trims a copy)."""
+        head = [{"role": "system", "content": self.system_message}] if self.system_message else []
+        return head + [dict(m) for exchange in self._exchanges for m in exchange]
+
+    @property
+    def turns(self) -> list[ChatTurn]:
+        """Every turn asked so far, failed ones included, oldest first."""
+        return list(self._turns)
+
+    @property
+    def model(self) -> ModelPreset:
+        """The model preset the session talks to."""
+        return self._run.model
+
+    @property
+    def system_message(self) -> str:
+        """The system message sent first in every request ("" for none)."""
+        return self._run.system.message
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The sampling params sent with every request, as they go on the wire."""
+        return dict(self._params)
+
+    @property
+    def config(self) -> RunConfig:
+        """The validated settings the session was built from."""
+        return self._run
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the session to a JSON file: settings and every turn (never an API key).
+
+        ``ChatSession.load(path)`` restores it and the conversation continues.
+        """
+        run = self._run
+        data = {
+            "format": SAVE_FORMAT,
+            "model": dataclasses.asdict(run.model),
+            "system": dataclasses.asdict(run.system),
+            "sampling": dataclasses.asdict(run.sampling),
+            "params": self.params,
+            "max_history": run.max_history,
+            "token_budget": run.token_budget,
+            "timeout_s": run.timeout_s,
+            "retry": dataclasses.asdict(run.retry),
+            "turns": [turn.to_dict() for turn in self._turns],
+        }
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ChatSession:
+        """Restore a session written by ``save``; the next ``ask`` sends the earlier exchanges.
+
+        A remote model needs its API key in the environment again (``CredentialsError``).
+        """
+        source = Path(path)
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+            if data.get("format") != SAVE_FORMAT:
+                raise ValueError(f"format is {data.get('format')!r}, not {SAVE_FORMAT!r}")
+            model = dict(data["model"])
+            model["prices"] = Prices(**model.get("prices") or {})
+            run = RunConfig(
+                model=ModelPreset(**model),
+                system=SystemPreset(**data["system"]),
+                sampling=SamplingPreset(**data["sampling"]),
+                questions=QuestionSet(name="chat"),
+                max_history=data.get("max_history"),
+                token_budget=data.get("token_budget"),
+                timeout_s=data.get("timeout_s", RunConfig.timeout_s),
+                retry=RetryPolicy(**data.get("retry") or {}),
+            )
+            turns = [ChatTurn.from_dict(t) for t in data.get("turns", [])]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"{source} is not a saved chat session ({type(exc).__name__}: {exc}): "
+                "give a file written by ChatSession.save"
+            ) from None
+        session = cls.from_config(run)
+        session._turns = turns
+        session._exchanges = [
+            _exchange(t.question, t.answer)
+            for t in turns
+            if t.error is None and t.answer is not None
+        ]
+        return session
+
+    # ------------------------------------------------------------------ closing
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has run."""
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Close the HTTP clients and stop the session's event loop thread (idempotent).
+
+        A question being answered in another thread is finished first.
+        """
+        with self._lock:
+            self._finalizer()
+
+    def __enter__(self) -> ChatSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._turns)} turns"
+        return (
+            f"<ChatSession model={self._run.model.name!r} system={self._run.system.name!r} {state}>"
+        )
+
+
+# ---------------------------------------------------------------------- settings
+
+
+def _compose_settings(
+    model: str | ModelPreset,
+    system: str | SystemPreset | None,
+    sampling: str | SamplingPreset,
+    overrides: Sequence[str],
+) -> RunConfig:
+    """Compose ``conf/`` with the named presets, then put in the preset objects given."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from runner.diagnostics import describe
+    from runner.experiment import compose
+
+    if isinstance(system, str) and not (CONF_DIR / "system" / f"{system}.yaml").is_file():
+        names = ", ".join(sorted(p.stem for p in (CONF_DIR / "system").glob("*.yaml")))
+        raise ConfigError(
+            f"unknown system preset {system!r}: choose one of {names} (files in conf/system/), "
+            "or pass your own text as system_message='...'"
+        )
+    names = [
+        f"model={model}" if isinstance(model, str) else None,
+        f"system={system}" if isinstance(system, str) else None,
+        f"sampling={sampling}" if isinstance(sampling, str) else None,
+    ]
+    try:
+        cfg = compose([n for n in names if n] + list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(describe(exc)) from None
+    run = validate(cfg)
+    if isinstance(model, ModelPreset):
+        run.model = model
+    if isinstance(system, SystemPreset):
+        run.system = system
+    if isinstance(sampling, SamplingPreset):
+        run.sampling = sampling
+    return run
+
+
+async def _make_gateway() -> Gateway:
+    return Gateway(concurrency=1, cache=None)  # a chat wants a fresh answer every time
+
+
+def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, gateway: Gateway) -> None:
+    """Close the gateway's clients, stop the loop and its thread (the session's finalizer)."""
+    if loop.is_closed():
+        return
+    if threading.current_thread() is thread:  # collected inside the loop: just stop it
+        loop.call_soon(loop.stop)
+        return
+    if loop.is_running():
+
+        async def close() -> None:
+            await gateway.aclose()
+            await loop.shutdown_asyncgens()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+    if not loop.is_running():
+        loop.close()
+
+
+# ---------------------------------------------------------------------- display
+
+
+class _View(Protocol):
+    def piece(self, text: str) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def finish(self, turn: ChatTurn) -> None: ...
+
+
+class _NoView:
+    def piece(self, text: str) -> None:
+        pass
+
+    def restart(self) -> None:
+        pass
+
+    def finish(self, turn: ChatTurn) -> None:
+        pass
+
+
+class _TextView:
+    """Plain text on a stream (stdout): pieces as they arrive, then a footer line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.open_line = False
+
+    def piece(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+        self.open_line = not text.endswith("\n")
+
+    def restart(self) -> None:
+        self.stream.write(("\n" if self.open_line else "") + "[retrying: the answer starts over]\n")
+        self.stream.flush()
+        self.open_line = False
+
+    def finish(self, turn: ChatTurn) -> None:
+        self.stream.write(("\n" if self.open_line else "") + turn.footer + "\n")
+        self.stream.flush()
+        self.open_line = False
+
+
+class _MarkdownView:
+    """Live Markdown in a Jupyter output area, redrawn at most every ``UPDATE_INTERVAL_S``."""
+
+    def __init__(self) -> None:
+        from IPython.display import Markdown, display
+
+        self.markdown = Markdown
+        self.handle = display(Markdown(""), display_id=True)
+        self.text = ""
+        self.shown_at = -math.inf
+
+    def piece(self, text: str) -> None:
+        self.text += text
+        now = time.monotonic()
+        if now - self.shown_at >= UPDATE_INTERVAL_S:
+            self.handle.update(self.markdown(self.text))
+            self.shown_at = now
+
+    def restart(self) -> None:
+        self.text = ""
+        self.handle.update(self.markdown(""))
+        self.shown_at = time.monotonic()
+
+    def finish(self, turn: ChatTurn) -> None:
+        footer = "_" + turn.footer.replace("$", r"\$") + "_"
+        body = turn.answer if turn.answer is not None else self.text
+        self.handle.update(self.markdown(f"{body}\n\n{footer}" if body else footer))
+
+
+def _in_jupyter() -> bool:
+    """True inside a Jupyter kernel (an IPython shell with a kernel attached)."""
+    if "IPython" not in sys.modules:  # never import IPython just to find out
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and (
+        hasattr(shell, "kernel") or "IPKernelApp" in getattr(shell, "config", {})
+    )
+
+
+def _make_view() -> _View:
+    return _MarkdownView() if _in_jupyter() else _TextView(sys.stdout)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _exchange(question: str, answer: str) -> Exchange:
+    return ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
+
+
+def _estimated_usage(counter: TokenCounter, prompt: int | None, answer: str) -> TokenUsage:
+    completion = counter.count_text(answer) if answer else 0
+    return TokenUsage(prompt, completion, (prompt or 0) + completion, None, None, "estimate")
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
