@@ -123,29 +123,38 @@ def model_overrides(base_url: str, questions: Path) -> list[str]:
 class CliRun:
     wall_s: float
     returncode: int
-    max_rss_kib: int
+    max_rss_kib: int  # the child's own peak resident set size (Linux: KiB)
     stderr: str
 
 
 def run_cli(args: Sequence[str], timeout_s: float = 300.0) -> CliRun:
-    """``python -m runner <args>`` from the repo root; wall time and the child's peak RSS.
+    """``python -m runner <args>`` from the repo root: wall time and the child's peak RSS.
 
-    Peak RSS is ``RUSAGE_CHILDREN``'s ``ru_maxrss``, the largest of all children waited for
-    so far: callers that want one child's figure run it before any other big child.
+    The child is reaped with ``os.wait4``, whose rusage is that one child's (the same
+    figure ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` gives when it is the only child).
+    Raises when it exits non-zero or runs past ``timeout_s`` (then it is killed).
     """
-    import resource
+    import tempfile
+    import threading
 
     cmd = [sys.executable, "-m", "runner", *args]
-    started = time.perf_counter()
-    proc = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s, check=False
-    )
-    wall = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        timer = threading.Timer(timeout_s, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read()
     if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
+        sys.stderr.write(stderr[-4000:])
         raise RuntimeError(f"python -m runner exited {proc.returncode}")
-    return CliRun(wall, proc.returncode, rss, proc.stderr)
+    return CliRun(wall, proc.returncode, usage.ru_maxrss, stderr)
 
 
 def load(path: Path) -> Any:
@@ -171,11 +180,74 @@ def call_phase(df: Any) -> tuple[float, float]:
     return float(ends.max()) - first, first
 
 
+def record_spans(df: Any) -> tuple[list[float], list[float]]:
+    """Each record's end (``created_at``) and start (``created_at - latency_s``), epoch s."""
+    import pandas as pd
+
+    ends = _epoch_seconds(pd.to_datetime(df["created_at"], utc=True))
+    starts = ends - df["latency_s"].fillna(0.0).astype(float)
+    return list(ends), list(starts)
+
+
 def _epoch_seconds(created: Any) -> Any:
     import pandas as pd
 
     delta = created - pd.Timestamp("1970-01-01", tz="UTC")
     return delta.dt.total_seconds()
+
+
+async def plain_calls(
+    base_url: str, system: str, questions: Sequence[str], concurrency: int
+) -> list[tuple[float, float]]:
+    """The reference client: ``AsyncOpenAI`` and an ``asyncio.Semaphore``, nothing else.
+
+    Streams each question with ``stream_options.include_usage``, reads every chunk and
+    keeps the answer; returns each call's (start, end) on ``time.perf_counter``'s clock.
+    Raises if a call fails or comes back without an answer or usage.
+    """
+    import asyncio
+
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(api_key=API_KEY, base_url=base_url, max_retries=0)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(question: str) -> tuple[float, float]:
+        async with slots:
+            started = time.perf_counter()
+            stream = await client.chat.completions.create(
+                model=MODEL,
+                messages=[
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": question},
+                ],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            parts: list[str] = []
+            usage = None
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices[:1]:
+                        if choice.delta.content:
+                            parts.append(choice.delta.content)
+            if not "".join(parts) or usage is None:
+                raise RuntimeError("plain loop: a call came back without an answer or usage")
+            return started, time.perf_counter()
+
+    try:
+        return list(await asyncio.gather(*(one(q) for q in questions)))
+    finally:
+        await client.close()
+
+
+def system_message() -> str:
+    """The default system message, as the runner sends it."""
+    from runner.experiment import compose
+
+    return str(compose([f"model={MODEL}"]).system.message)
 
 
 def median(values: Sequence[float]) -> float:
