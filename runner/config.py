@@ -130,6 +130,7 @@ class RetryPolicy:
     max_attempts: int = 6
     initial_backoff_s: float = 1.0
     max_backoff_s: float = 60.0
+    max_wait_s: float = 600.0
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx2
 from openai import AsyncOpenAI
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from runner.cache import ResponseCache, cache_key
 from runner.config import ModelPreset, RetryPolicy
@@ -126,8 +126,21 @@ class Gateway:
                 failure.retry_after_s,
             )
 
+        free_retries = 0
+
+        def stop(state: RetryCallState) -> bool:
+            # A 429 that says when to come back is the server pacing us, not a failure: it
+            # does not use up an attempt, but the call gives up after retry.max_wait_s.
+            nonlocal free_retries
+            failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]
+            if failure.error.status == 429 and failure.retry_after_s is not None:
+                free_retries += 1
+            if (state.seconds_since_start or 0.0) >= retry.max_wait_s:
+                return True
+            return state.attempt_number - free_retries >= retry.max_attempts
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(retry.max_attempts),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception(lambda exc: classify(exc).retryable),
             reraise=True,

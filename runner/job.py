@@ -142,7 +142,17 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
         base_url = str(gateway.client_for(plan.run.model).base_url).rstrip("/")
     with TranscriptWriter(path) as writer:
         runner = _JobRunner(plan, gateway, writer, result, done, base_url, sink)
-        await asyncio.gather(*(runner.ask(c) for c in plan.conversations))
+        # A fixed pool of workers takes conversations in turn: per-call state (prompts, retry
+        # state, coroutine frames) exists only for what is about to be sent, not for every
+        # call of a 20,000-call sweep at once.
+        pending = iter(plan.conversations)
+
+        async def worker() -> None:
+            for conversation in pending:
+                await runner.ask(conversation)
+
+        workers = min(len(plan.conversations), 2 * gateway.concurrency)
+        await asyncio.gather(*(worker() for _ in range(workers)))
     return result
 
 

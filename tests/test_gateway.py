@@ -241,10 +241,27 @@ def test_server_errors_are_retried(fake_server: FakeOpenAIServer, preset: ModelP
 def test_429_storm_becomes_an_error_outcome(
     fake_server: FakeOpenAIServer, preset: ModelPreset
 ) -> None:
-    fake_server.enqueue(*[Behaviour("429", retry_after_ms=10)] * (FAST.max_attempts + 2))
+    fake_server.enqueue(*["429"] * (FAST.max_attempts + 2))  # no Retry-After: attempts count
     outcome = complete(preset)
     assert_failed(outcome, "RateLimitError", 429, attempts=FAST.max_attempts)
     assert fake_server.request_count == FAST.max_attempts
+
+
+def test_429_with_retry_after_uses_no_attempt_until_max_wait(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    paced = [Behaviour("429", retry_after_ms=10)] * (FAST.max_attempts + 2)
+    fake_server.enqueue(*paced, "ok")
+    outcome = complete(preset)  # more 429s than attempts, yet it is answered
+    assert_answered(outcome, attempts=FAST.max_attempts + 3)
+
+    fake_server.reset()
+    fake_server.enqueue(*[Behaviour("429", retry_after_ms=100)] * 50)
+    started = time.monotonic()
+    outcome = complete(preset, retry=dataclasses.replace(FAST, max_wait_s=0.5))
+    assert outcome.error is not None and outcome.error.status == 429
+    assert outcome.attempts > FAST.max_attempts
+    assert time.monotonic() - started < 5  # gave up at max_wait_s, not after 50 answers
 
 
 def test_401_is_final_and_does_not_leak_the_key(
