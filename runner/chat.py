@@ -40,6 +40,7 @@ from runner.config import (
     SamplingPreset,
     SystemPreset,
     sampling_params,
+    token_budget,
     validate,
 )
 from runner.errors import BudgetError, ConfigError
@@ -173,13 +174,7 @@ class ChatSession:
 
     def _start(self, run: RunConfig) -> None:
         run = validate(run)
-        budget = min(run.token_budget or run.model.context_window, run.model.context_window)
-        reserved = run.sampling.max_tokens or run.model.max_output_tokens
-        if reserved >= budget:
-            raise ConfigError(
-                f"{reserved} tokens reserved for the answer leave no room for a prompt in a "
-                f"budget of {budget}: lower sampling.max_tokens or raise token_budget"
-            )
+        budget, reserved = token_budget(run)
         api_key_for(run.model)  # CredentialsError now, not at the first question
         self._run = run
         self._params = sampling_params(run)

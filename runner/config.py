@@ -316,6 +316,23 @@ def _check_accepted_params(run: RunConfig) -> None:
         )
 
 
+def token_budget(run: RunConfig) -> tuple[int, int]:
+    """The prompt-plus-answer budget and the tokens reserved for the answer.
+
+    The budget is the context window, or ``token_budget`` when smaller; the reserve is
+    ``sampling.max_tokens``, else the model's max output. Raises ``ConfigError`` when the
+    reserve leaves no room for a prompt.
+    """
+    budget = min(run.token_budget or run.model.context_window, run.model.context_window)
+    reserved = run.sampling.max_tokens or run.model.max_output_tokens
+    if reserved >= budget:
+        raise ConfigError(
+            f"{reserved} tokens reserved for the answer leave no room for a prompt in a budget of "
+            f"{budget}: lower sampling.max_tokens or raise token_budget"
+        )
+    return budget, reserved
+
+
 def sampling_params(run: RunConfig) -> dict[str, Any]:
     """The sampling params exactly as they go on the wire (nulls left out, max_tokens renamed)."""
     params: dict[str, Any] = {}

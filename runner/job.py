@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner.config import RunConfig, sampling_params
+from runner.config import RunConfig, sampling_params, token_budget
 from runner.errors import BudgetError, ConfigError, QuestionsError
 from runner.gateway import CallOutcome, Gateway, api_key_for
 from runner.history import Exchange, build_prompt
@@ -83,13 +83,7 @@ def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> J
     _check_scorers(run, conversations)
     if check_credentials:
         api_key_for(run.model)
-    budget = min(run.token_budget or run.model.context_window, run.model.context_window)
-    reserved = run.sampling.max_tokens or run.model.max_output_tokens
-    if reserved >= budget:
-        raise ConfigError(
-            f"{reserved} tokens reserved for the answer leave no room for a prompt in a budget of "
-            f"{budget}: lower sampling.max_tokens or raise token_budget"
-        )
+    budget, reserved = token_budget(run)
     params = sampling_params(run)
     shaping = {
         "model": run.model.name,

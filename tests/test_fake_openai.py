@@ -23,16 +23,9 @@ MESSAGES = [
 ANSWER = "fake answer to: what is the capital of France"
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as server:
-        yield server
-
-
 @pytest.fixture
-def server(shared_server: FakeOpenAIServer) -> FakeOpenAIServer:
-    shared_server.reset()
-    return shared_server
+def server(fake_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    return fake_server  # conftest's session server, reset for each test
 
 
 @pytest.fixture
