@@ -16,17 +16,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import math
 import os
 import queue
-import sys
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -43,16 +40,16 @@ from runner.config import (
     token_budget,
     validate,
 )
+from runner.display import NoView, View, make_view
 from runner.errors import BudgetError, ConfigError
 from runner.gateway import Gateway, api_key_for
-from runner.history import Exchange, Message, build_prompt
-from runner.record import CallError, TokenUsage, cost_usd
+from runner.history import Exchange, Message, build_prompt, exchange
+from runner.record import CallError, TokenUsage, cost_usd, estimated_usage
 from runner.tokens import TokenCounter, encoding_for, get_counter
 
 __all__ = ["ChatSession", "ChatTurn"]
 
 SAVE_FORMAT = "runner.chat/1"
-UPDATE_INTERVAL_S = 0.05  # the fastest a live Markdown display is redrawn
 
 
 @dataclass
@@ -209,15 +206,15 @@ class ChatSession:
         with self._lock:
             if self.closed:
                 raise RuntimeError("this ChatSession is closed: start a new one")
-            view = _make_view() if show else _NoView()
+            view = make_view() if show else NoView()
             turn = self._ask(question, view)
             view.finish(turn)
             self._turns.append(turn)
             if turn.error is None and turn.answer is not None:
-                self._exchanges.append(_exchange(question, turn.answer))
+                self._exchanges.append(exchange(question, turn.answer))
             return turn
 
-    def _ask(self, question: str, view: _View) -> ChatTurn:
+    def _ask(self, question: str, view: View) -> ChatTurn:
         run = self._run
         try:
             prompt = build_prompt(
@@ -279,8 +276,8 @@ class ChatSession:
                 None,
                 sent,
             )
-        usage = completion.usage or _estimated_usage(
-            self._counter, prompt.prompt_tokens, completion.answer
+        usage = completion.usage or estimated_usage(
+            self._counter.count_text, prompt.prompt_tokens, completion.answer
         )
         return ChatTurn(
             question,
@@ -391,7 +388,7 @@ class ChatSession:
         session = cls.from_config(run)
         session._turns = turns
         session._exchanges = [
-            _exchange(t.question, t.answer)
+            exchange(t.question, t.answer)
             for t in turns
             if t.error is None and t.answer is not None
         ]
@@ -492,106 +489,7 @@ def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, gateway
         loop.close()
 
 
-# ---------------------------------------------------------------------- display
-
-
-class _View(Protocol):
-    def piece(self, text: str) -> None: ...
-
-    def restart(self) -> None: ...
-
-    def finish(self, turn: ChatTurn) -> None: ...
-
-
-class _NoView:
-    def piece(self, text: str) -> None:
-        pass
-
-    def restart(self) -> None:
-        pass
-
-    def finish(self, turn: ChatTurn) -> None:
-        pass
-
-
-class _TextView:
-    """Plain text on a stream (stdout): pieces as they arrive, then a footer line."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.open_line = False
-
-    def piece(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
-        self.open_line = not text.endswith("\n")
-
-    def restart(self) -> None:
-        self.stream.write(("\n" if self.open_line else "") + "[retrying: the answer starts over]\n")
-        self.stream.flush()
-        self.open_line = False
-
-    def finish(self, turn: ChatTurn) -> None:
-        self.stream.write(("\n" if self.open_line else "") + turn.footer + "\n")
-        self.stream.flush()
-        self.open_line = False
-
-
-class _MarkdownView:
-    """Live Markdown in a Jupyter output area, redrawn at most every ``UPDATE_INTERVAL_S``."""
-
-    def __init__(self) -> None:
-        from IPython.display import Markdown, display
-
-        self.markdown = Markdown
-        self.handle = display(Markdown(""), display_id=True)
-        self.text = ""
-        self.shown_at = -math.inf
-
-    def piece(self, text: str) -> None:
-        self.text += text
-        now = time.monotonic()
-        if now - self.shown_at >= UPDATE_INTERVAL_S:
-            self.handle.update(self.markdown(self.text))
-            self.shown_at = now
-
-    def restart(self) -> None:
-        self.text = ""
-        self.handle.update(self.markdown(""))
-        self.shown_at = time.monotonic()
-
-    def finish(self, turn: ChatTurn) -> None:
-        footer = "_" + turn.footer.replace("$", r"\$") + "_"
-        body = turn.answer if turn.answer is not None else self.text
-        self.handle.update(self.markdown(f"{body}\n\n{footer}" if body else footer))
-
-
-def _in_jupyter() -> bool:
-    """True inside a Jupyter kernel (an IPython shell with a kernel attached)."""
-    if "IPython" not in sys.modules:  # never import IPython just to find out
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and (
-        hasattr(shell, "kernel") or "IPKernelApp" in getattr(shell, "config", {})
-    )
-
-
-def _make_view() -> _View:
-    return _MarkdownView() if _in_jupyter() else _TextView(sys.stdout)
-
-
 # ---------------------------------------------------------------------- helpers
-
-
-def _exchange(question: str, answer: str) -> Exchange:
-    return ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
-
-
-def _estimated_usage(counter: TokenCounter, prompt: int | None, answer: str) -> TokenUsage:
-    completion = counter.count_text(answer) if answer else 0
-    return TokenUsage(prompt, completion, (prompt or 0) + completion, None, None, "estimate")
 
 
 def _count(value: int | None) -> str:

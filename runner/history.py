@@ -18,6 +18,11 @@ Message = dict[str, str]
 Exchange = tuple[Message, Message]
 
 
+def exchange(question: str, answer: str) -> Exchange:
+    """One question and its answer, as the two messages history holds."""
+    return ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
+
+
 @dataclass
 class Prompt:
     """The messages to send, how many earlier messages were trimmed, and their token count."""

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from runner.config import RunConfig, sampling_params, token_budget
 from runner.errors import BudgetError, ConfigError, QuestionsError
 from runner.gateway import CallOutcome, Gateway, api_key_for
-from runner.history import Exchange, build_prompt
+from runner.history import Exchange, build_prompt, exchange
 from runner.questions import Conversation, Turn, load_conversations
-from runner.record import CallError, TokenUsage, TranscriptRecord, cost_usd
+from runner.record import CallError, TokenUsage, TranscriptRecord, cost_usd, estimated_usage
 from runner.scoring import check_scorer, score_answer
 from runner.tokens import TokenCounter, encoding_for, get_counter
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter, read_records, repair
@@ -177,7 +177,7 @@ class _JobRunner:
                 if previous.get("answer") is None:
                     failed_turn = failed_turn or number
                 else:
-                    history.append(_exchange(turn.question, previous["answer"]))
+                    history.append(exchange(turn.question, previous["answer"]))
                 continue
             if failed_turn is not None:
                 self._write(self._record(rid, conv, number, turn, [], 0, None, skipped=failed_turn))
@@ -219,7 +219,7 @@ class _JobRunner:
             if record.answer is None:
                 failed_turn = number
             else:
-                history.append(_exchange(turn.question, record.answer))
+                history.append(exchange(turn.question, record.answer))
 
     def _record(
         self,
@@ -243,7 +243,9 @@ class _JobRunner:
             error = CallError("Skipped", f"not asked: turn {skipped} of this conversation failed")
         usage = TokenUsage(source="none")
         if completion is not None:
-            usage = completion.usage or _estimated_usage(plan.counter, estimate, completion.answer)
+            usage = completion.usage or estimated_usage(
+                plan.counter.count_text, estimate, completion.answer
+            )
         return TranscriptRecord(
             record_id=rid,
             job=plan.info.job,
@@ -298,15 +300,6 @@ class _JobRunner:
         self.result.cost_usd += record.get("cost_usd") or 0.0
         if record.get("score") is not None:
             self.result.scores.append(record["score"])
-
-
-def _exchange(question: str, answer: str) -> Exchange:
-    return ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
-
-
-def _estimated_usage(counter: TokenCounter, prompt: int | None, answer: str) -> TokenUsage:
-    completion = counter.count_text(answer) if answer else 0
-    return TokenUsage(prompt, completion, (prompt or 0) + completion, None, None, "estimate")
 
 
 def _round(value: float | None) -> float | None:

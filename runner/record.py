@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,14 @@ class TranscriptRecord:
 
 
 _FIELDS = dataclasses.fields(TranscriptRecord)
+
+
+def estimated_usage(
+    count_text: Callable[[str], int], prompt: int | None, answer: str
+) -> TokenUsage:
+    """Usage counted locally, for a server that reported none (``source`` says so)."""
+    completion = count_text(answer) if answer else 0
+    return TokenUsage(prompt, completion, (prompt or 0) + completion, None, None, "estimate")
 
 
 def cost_usd(usage: TokenUsage, prices: Prices) -> float | None:

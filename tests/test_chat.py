@@ -14,7 +14,7 @@ import pytest
 from conftest import FAKE_KEY, cli_env
 from fake_openai import ANSWER_PREFIX, Behaviour, FakeOpenAIServer
 
-import runner.chat as chat_module
+import runner.display as display_module
 from runner.chat import ChatSession, ChatTurn
 from runner.config import ModelPreset, SamplingPreset
 from runner.errors import ConfigError, CredentialsError
@@ -47,7 +47,7 @@ class FakeHandle:
 @pytest.fixture
 def jupyter(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Pretend to run in a kernel; returns every Markdown text shown, the first one included."""
-    display_module = pytest.importorskip("IPython.display")
+    ipython_display = pytest.importorskip("IPython.display")
     shown: list[Any] = []
 
     def display(obj: Any, display_id: bool = False) -> FakeHandle:
@@ -55,8 +55,8 @@ def jupyter(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         shown.append(obj.data)
         return FakeHandle(shown)
 
-    monkeypatch.setattr(chat_module, "_in_jupyter", lambda: True)
-    monkeypatch.setattr(display_module, "display", display)
+    monkeypatch.setattr(display_module, "in_jupyter", lambda: True)
+    monkeypatch.setattr(ipython_display, "display", display)
     return shown
 
 
@@ -234,8 +234,8 @@ def test_jupyter_updates_live_markdown(echo: ChatSession, jupyter: list[Any]) ->
 
 def test_jupyter_detection_needs_no_ipython() -> None:
     code = (
-        "import sys, runner, runner.chat\n"
-        "assert not runner.chat._in_jupyter()\n"
+        "import sys, runner, runner.display\n"
+        "assert not runner.display.in_jupyter()\n"
         "assert 'IPython' not in sys.modules, 'IPython was imported'\n"
     )
     done = subprocess.run(
@@ -247,7 +247,7 @@ def test_jupyter_detection_needs_no_ipython() -> None:
 def test_not_in_jupyter_under_a_plain_ipython_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     ipython = pytest.importorskip("IPython")
     monkeypatch.setattr(ipython, "get_ipython", lambda: object())
-    assert chat_module._in_jupyter() is False
+    assert display_module.in_jupyter() is False
 
 
 # ---------------------------------------------------------------------- save and load
@@ -365,7 +365,7 @@ def test_interrupted_question_is_not_kept(
 
     fake_server.enqueue(Behaviour("slow_stream", gap_s=0.5))
     with monkeypatch.context() as patch:
-        patch.setattr(chat_module._TextView, "piece", interrupt)
+        patch.setattr(display_module.TextView, "piece", interrupt)
         with pytest.raises(KeyboardInterrupt):
             remote.ask("a question interrupted while it streams")
     assert remote.turns == [] and len(remote.history) == 1
