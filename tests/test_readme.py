@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO, cli_env
 
 README = (REPO / "README.md").read_text()
@@ -31,6 +32,7 @@ def test_ci_runs_the_readme_commands_verbatim() -> None:
     assert "TIKTOKEN_CACHE_DIR" in CI and "rm -rf .venv" in CI
 
 
+@pytest.mark.slow
 def test_the_quickstart_run_works_offline(tmp_path: Path) -> None:
     run = quickstart()[0].rsplit("&&", 1)[1].split()
     assert run == ["python", "-m", "runner"]
@@ -51,6 +53,7 @@ def test_the_quickstart_run_works_offline(tmp_path: Path) -> None:
     assert len((tmp_path / "out" / "transcript.jsonl").read_text().splitlines()) == 5
 
 
+@pytest.mark.slow
 def test_cookbook_commands_parse(tmp_path: Path) -> None:
     """Every cookbook line composes (``--cfg job`` prints the config and calls nothing)."""
     block = re.search(r"## Cookbook\s*```bash\n(.*?)```", README, re.S)
