@@ -17,7 +17,7 @@ if SHARED_TIKTOKEN.is_dir():
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
 
-FAKE_KEY = "sk-test-fixture-0123456789abcdefSECRET"
+FAKE_KEY = "test-fixture-key-0123456789abcdefSECRET"
 
 
 @pytest.fixture(scope="session")
