@@ -7,11 +7,11 @@ anything else keeps its traceback.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,8 +48,7 @@ def task(cfg: DictConfig) -> float | None:
                 result = own.run(plan)
         except RunnerError as exc:
             # A single run: say it in one line now; Hydra would add its own report around it.
-            print(f"runner: error: {exc}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
+            _fail(str(exc))
     else:  # a job of a sweep under the runner launcher, which validated it already
         plan = plan_job(validate(cfg), info)
         with gate.released():
@@ -83,7 +82,10 @@ def main() -> None:
     except (RunnerError, HydraException, OmegaConfBaseException) as exc:
         if full_errors:
             raise
-        print(f"runner: error: {describe(exc)}", file=sys.stderr)
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        sys.exit(EXIT_USAGE)
+        _fail(describe(exc))
+
+
+def _fail(message: str) -> NoReturn:
+    """Say an expected failure in one line and exit with the usage status."""
+    print(f"runner: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USAGE)
