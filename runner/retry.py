@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx2
 import openai
 
+from runner.engine import MalformedChunkError
 from runner.record import CallError
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -43,7 +44,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure(True, None, CallError("Timeout", _message(exc) or "the call timed out"))
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         return Failure(True, None, CallError("ConnectionError", _message(exc)))
-    if isinstance(exc, json.JSONDecodeError | openai.APIError):
+    if isinstance(exc, json.JSONDecodeError | MalformedChunkError | openai.APIError):
         # a malformed chunk, or a stream that ends in an error event
         return Failure(True, None, CallError("StreamError", _message(exc)))
     return Failure(False, None, CallError(type(exc).__name__, _message(exc)))

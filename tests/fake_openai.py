@@ -34,6 +34,8 @@ Scripted behaviours (``server.enqueue(...)``; each request pops the next one, "o
                  connection without ``[DONE]`` and without ending the chunked body.
 ``malformed``    send one content chunk, then a ``data: {not json`` line, then the rest of the
                  stream. Non-streaming: a 200 whose body is not JSON.
+``bad_shape``    streaming only: send one content chunk, then a chunk that is JSON but not a
+                 chat completion chunk (``choices`` is a string), then the rest of the stream.
 ``slow_stream``  chunks spaced by ``gap_s`` seconds (default 0.2).
 
 A request refused by ``rate_limit_per_s`` does not consume a scripted behaviour.
@@ -78,6 +80,7 @@ KINDS = frozenset(
         "hang",
         "cut",
         "malformed",
+        "bad_shape",
         "slow_stream",
     }
 )
@@ -524,7 +527,7 @@ class FakeOpenAIServer:
         if self.latency_s:
             await self._sleep(self.latency_s)
 
-        if kind in ("ok", "no_usage", "cut", "malformed", "slow_stream"):
+        if kind in ("ok", "no_usage", "cut", "malformed", "bad_shape", "slow_stream"):
             if request.get("stream"):
                 await self._stream(send, request, behaviour, n)
             else:
@@ -693,6 +696,8 @@ class FakeOpenAIServer:
             await emit(chunk({"content": piece}, answer.finish_reason if last else None, usage))
             if kind == "malformed" and i == 0:
                 await emit(b"data: {not json\n\n")
+            if kind == "bad_shape" and i == 0:
+                await emit(f'data: {base}"choices":"not a list"}}\n\n'.encode())
         if cut_after >= 0:
             raise _Abort("cut")
         tail = b""

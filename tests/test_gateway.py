@@ -331,6 +331,23 @@ def test_malformed_chunk_is_retried(fake_server: FakeOpenAIServer, preset: Model
     assert_answered(outcome, attempts=2)
 
 
+def test_chunk_of_the_wrong_shape_is_retried(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue("bad_shape", "ok")
+    outcome = complete(preset)
+    assert_answered(outcome, attempts=2)
+
+
+def test_chunk_of_the_wrong_shape_on_every_attempt_is_a_stream_error(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    fake_server.enqueue(*["bad_shape"] * FAST.max_attempts)
+    outcome = complete(preset)
+    assert_failed(outcome, "StreamError", None, attempts=FAST.max_attempts)
+    assert outcome.error is not None and "choices is not a list" in outcome.error.message
+
+
 def test_server_down_is_a_connection_error() -> None:
     outcome = complete(preset_for(f"http://127.0.0.1:{free_port()}/v1"))
     assert_failed(outcome, "ConnectionError", None, attempts=FAST.max_attempts)
