@@ -61,9 +61,18 @@ class Gateway:
         self.concurrency = concurrency
         self.cache = cache
         self._slots = asyncio.Semaphore(concurrency)
+        self._sending = asyncio.Event()
+        self._sending.set()
         self._clients: dict[tuple[str, str | None, str | None], AsyncOpenAI] = {}
         self._limits: dict[tuple[str | None, str], RateLimits] = {}
         self._secrets: set[str] = set()
+
+    def hold(self) -> None:
+        """Keep requests from going out until ``release`` (cache hits are still answered)."""
+        self._sending.clear()
+
+    def release(self) -> None:
+        self._sending.set()
 
     def client_for(self, preset: ModelPreset) -> AsyncOpenAI:
         key = (preset.engine, preset.base_url, preset.api_key_env)
@@ -114,6 +123,7 @@ class Gateway:
                 return CallOutcome(completion, None, 0, True, 0.0)
         client = self.client_for(preset)
         limits = self.limits_for(preset)
+        await self._sending.wait()
 
         def wait(state: RetryCallState) -> float:
             failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]

@@ -27,9 +27,17 @@ logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 class Executor:
-    """An event loop thread with a Gateway and a progress line; use as a context manager."""
+    """An event loop thread with a Gateway and a progress line; use as a context manager.
 
-    def __init__(self, concurrency: int, cache: CacheSettings, progress: bool = True) -> None:
+    ``held=True`` starts it with requests held back until ``release()``: the runner launcher
+    lets Hydra set up every job of a sweep first, so that this CPU-bound set-up does not
+    compete with the calls for the interpreter (each job's calls would otherwise wait on it
+    and start late), then sends every job's calls at once.
+    """
+
+    def __init__(
+        self, concurrency: int, cache: CacheSettings, progress: bool = True, held: bool = False
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="runner-loop", daemon=True
@@ -37,11 +45,18 @@ class Executor:
         self._thread.start()
         response_cache = ResponseCache(_cache_dir(cache.dir)) if cache.enabled else None
         self.progress = Progress(progress)
-        self.gateway: Gateway = self._call(self._make_gateway(concurrency, response_cache))
+        self.gateway: Gateway = self._call(self._make_gateway(concurrency, response_cache, held))
 
     @staticmethod
-    async def _make_gateway(concurrency: int, cache: ResponseCache | None) -> Gateway:
-        return Gateway(concurrency, cache)
+    async def _make_gateway(concurrency: int, cache: ResponseCache | None, held: bool) -> Gateway:
+        gateway = Gateway(concurrency, cache)
+        if held:
+            gateway.hold()
+        return gateway
+
+    def release(self) -> None:
+        """Let the requests of a ``held`` executor go out (see ``Gateway.hold``)."""
+        self._loop.call_soon_threadsafe(self.gateway.release)
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -59,6 +74,7 @@ class Executor:
     def close(self) -> None:
         if not self._loop.is_running():
             return
+        self.release()
         self._call(self.gateway.aclose())
         self._loop.call_soon_threadsafe(self.progress.close)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -266,6 +266,7 @@ class FakeOpenAIServer:
         self.record_requests = record_requests
 
         self.requests: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.time() as each request's body was read
         self.request_count = 0
         self.rate_limited_count = 0
         self.in_flight = 0  # requests being answered right now
@@ -313,6 +314,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.arrivals.clear()
             self.request_count = 0
             self.rate_limited_count = 0
             self.max_in_flight = 0
@@ -493,6 +495,7 @@ class FakeOpenAIServer:
             n = self.request_count
             if self.record_requests and isinstance(request, dict):
                 self.requests.append(request)
+                self.arrivals.append(time.time())
         if not isinstance(request, dict):
             msg = "We could not parse the JSON body of your request."
             await self._respond(send, 400, _error_body(msg, "invalid_request_error", None))

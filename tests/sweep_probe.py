@@ -1,6 +1,8 @@
 """A Hydra callback for tests: records what Hydra tells it, to show callbacks still work."""
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,11 @@ from omegaconf import DictConfig
 
 
 class Probe(Callback):
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        time.sleep(float(os.environ.get("PROBE_START_DELAY_S", "0")))  # a slow job set-up
+        out = Path(config.hydra.runtime.output_dir)
+        (out / "probe_start.json").write_text(json.dumps({"at": time.time()}))
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         out = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         transcript = out / "transcript.jsonl"

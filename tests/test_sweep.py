@@ -43,6 +43,23 @@ def test_the_concurrency_limit_holds_across_jobs(cli: Cli, fake_server: FakeOpen
     assert fake_server.max_in_flight == 2
 
 
+def test_every_job_is_set_up_before_the_first_call(cli: Cli, fake_server) -> None:
+    done = cli(
+        "-m",
+        *fake_model(fake_server),
+        "sampling.seed=1,2,3,4",
+        "+hydra.callbacks.probe._target_=sweep_probe.Probe",
+        env={**env(), "PROBE_START_DELAY_S": "0.3"},
+    )
+    assert done.returncode == 0, done.stderr
+    starts = [
+        json.loads((cli.sweep_dir / str(job) / "probe_start.json").read_text())["at"]
+        for job in range(4)
+    ]
+    assert len(fake_server.arrivals) == 20
+    assert max(starts) < min(fake_server.arrivals)
+
+
 def test_hydra_callbacks_see_finished_jobs(cli: Cli) -> None:
     done = cli(
         "-m",

@@ -3,7 +3,9 @@
 Hydra still sets up each job as usual (composition, output dir, ``.hydra/``, logging,
 callbacks), one job at a time, and each job still gets its own transcript; only the API
 calls run concurrently, under the sweep's shared concurrency limit, rate limits, cache and
-progress line. Every job's config is composed and validated before the first call.
+progress line. Every job's config is composed and validated before the first call, and
+the calls go out once Hydra has set up every job: set-up is CPU-bound and, run alongside the
+calls, it would delay them.
 """
 
 import copy
@@ -97,7 +99,7 @@ class RunnerLauncher(Launcher):
         runs: list[JobReturn | None] = [None] * len(configs)
         # One limit for the whole sweep: the first job's concurrency, cache and progress settings.
         executor = (
-            Executor(settings.concurrency, settings.cache, settings.progress)
+            Executor(settings.concurrency, settings.cache, settings.progress, held=True)
             if settings is not None
             else None
         )
@@ -115,6 +117,9 @@ class RunnerLauncher(Launcher):
                 thread.start()
                 ready.wait()
                 threads.append(thread)
+            # every job is set up (or failed) and waits on its calls: send them all
+            if executor is not None:
+                executor.release()
             for thread in threads:
                 thread.join()
         finally:
