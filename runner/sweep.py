@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import Iterator
@@ -88,6 +89,24 @@ class Executor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def settled_heap() -> Iterator[None]:
+    """Keep the garbage collector off what set-up left behind while the calls run.
+
+    By the first call a sweep holds every job's config, tens of thousands of OmegaConf
+    objects, and each full collection walks them all: one that lands while the first
+    requests go out stalls the event loop (20 jobs on 2 cores: the 32nd of the first 32
+    requests left ~0.1 s after the first, against ~5 ms with the heap frozen). Everything
+    is frozen (``gc.freeze``: out of the collector's sight) until the calls are done, then
+    given back, garbage among it included; a ``gc.collect`` first would cost ~0.1 s.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _cache_dir(directory: str) -> Path:

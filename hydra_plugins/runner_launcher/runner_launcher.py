@@ -63,7 +63,13 @@ class RunnerLauncher(Launcher):
         from runner.config import validate
         from runner.estimate import estimate_job, format_estimates, job_label
         from runner.job import JobInfo, plan_job
-        from runner.sweep import Executor, HydraGate, set_active_executor, set_active_gate
+        from runner.sweep import (
+            Executor,
+            HydraGate,
+            set_active_executor,
+            set_active_gate,
+            settled_heap,
+        )
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
@@ -118,10 +124,11 @@ class RunnerLauncher(Launcher):
                 ready.wait()
                 threads.append(thread)
             # every job is set up (or failed) and waits on its calls: send them all
-            if executor is not None:
-                executor.release()
-            for thread in threads:
-                thread.join()
+            with settled_heap():
+                if executor is not None:
+                    executor.release()
+                for thread in threads:
+                    thread.join()
         finally:
             set_active_executor(None)
             set_active_gate(None)
