@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from runner.errors import CredentialsError
 from runner.gateway import CallOutcome, Gateway
 from runner.limits import RateLimits
 from runner.retry import backoff_s, classify, retry_after
+from runner.sweep import settled_heap
 
 KEY_ENV = "RUNNER_TEST_KEY"
 MESSAGES = [
@@ -351,6 +353,47 @@ def test_chunk_of_the_wrong_shape_on_every_attempt_is_a_stream_error(
 def test_server_down_is_a_connection_error() -> None:
     outcome = complete(preset_for(f"http://127.0.0.1:{free_port()}/v1"))
     assert_failed(outcome, "ConnectionError", None, attempts=FAST.max_attempts)
+
+
+# ---------------------------------------------------------------- held requests
+
+
+def test_a_held_gateway_sends_nothing_until_released(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, tmp_path: Path
+) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    complete(preset, cache=cache)  # the first message is answered and cached
+    other = [*MESSAGES[:1], {"role": "user", "content": "and of Spain"}]
+
+    async def main() -> tuple[CallOutcome, int, CallOutcome]:
+        gateway = Gateway(concurrency=4, cache=cache)
+        gateway.hold()
+        try:
+            waiting = asyncio.create_task(_complete(gateway, preset, other))
+            hit = await _complete(gateway, preset)  # held or not, a cache hit is answered
+            await asyncio.sleep(0.3)
+            sent_while_held = fake_server.request_count - 1
+            gateway.release()
+            return hit, sent_while_held, await waiting
+        finally:
+            await gateway.aclose()
+
+    try:
+        hit, sent_while_held, released = asyncio.run(main())
+    finally:
+        cache.close()
+    assert hit.cache_hit is True
+    assert sent_while_held == 0
+    assert released.error is None and released.cache_hit is False
+    assert fake_server.request_count == 2
+
+
+def test_settled_heap_freezes_the_heap_only_while_inside() -> None:
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), settled_heap():
+        assert gc.get_freeze_count() > 0
+        raise RuntimeError("a job failed")
+    assert gc.get_freeze_count() == 0
 
 
 # ---------------------------------------------------------------- cache
