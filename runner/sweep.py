@@ -13,7 +13,7 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +128,17 @@ def set_active_executor(executor: Executor | None) -> None:
 
 class HydraGate:
     """Lets one job thread at a time run Hydra's own code (set-up, callbacks, clean-up), which
-    keeps global state; the jobs' calls run outside it, all at once."""
+    keeps global state; the jobs' calls run outside it, all at once.
 
-    def __init__(self) -> None:
+    Hydra's global state (its config singleton, the working directory, the log file) is the
+    last job's set-up by the time a job steps back in to finish. ``save_state`` is called as a
+    job steps out and returns what puts that job's state back as it steps in again.
+    """
+
+    def __init__(self, save_state: Callable[[], Callable[[], None]] | None = None) -> None:
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._save_state = save_state
 
     def enter(self, ready: threading.Event | None = None) -> None:
         self._lock.acquire()
@@ -151,11 +157,14 @@ class HydraGate:
     @contextlib.contextmanager
     def released(self) -> Iterator[None]:
         """Step out of Hydra's code while this job's calls run; step back in to finish."""
+        restore = self._save_state() if self._save_state is not None else None
         self.exit()
         try:
             yield
         finally:
             self.enter()
+            if restore is not None:
+                restore()
 
 
 _gate: HydraGate | None = None

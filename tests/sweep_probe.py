@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -24,6 +25,8 @@ class Probe(Callback):
         (out / "probe.json").write_text(
             json.dumps(
                 {
+                    "hydra_output_dir": HydraConfig.get().runtime.output_dir,
+                    "cwd": os.getcwd(),
                     "status": job_return.status.name,
                     "return_value": job_return._return_value,
                     "records_at_job_end": lines,

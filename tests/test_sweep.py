@@ -72,7 +72,29 @@ def test_hydra_callbacks_see_finished_jobs(cli: Cli) -> None:
         probe = json.loads((cli.sweep_dir / job / "probe.json").read_text())
         assert probe["status"] == "COMPLETED"
         assert probe["records_at_job_end"] == 5  # on_job_end ran after the job's calls
+        assert Path(probe["hydra_output_dir"]) == cli.sweep_dir / job  # its own HydraConfig
     assert (cli.sweep_dir / "probe_multirun_end").read_text() == "done"
+
+
+def test_each_job_finishes_in_its_own_hydra_state(cli: Cli) -> None:
+    """Jobs finish after the last one was set up: each gets its config, dir and log back."""
+    done = cli(
+        "-m",
+        "system=helpful,concise,expert",
+        "hydra.job.chdir=true",
+        "+hydra.callbacks.probe._target_=sweep_probe.Probe",
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    for job in ("0", "1", "2"):
+        job_dir = cli.sweep_dir / job
+        probe = json.loads((job_dir / "probe.json").read_text())
+        assert Path(probe["hydra_output_dir"]) == job_dir
+        assert Path(probe["cwd"]) == job_dir
+        (log,) = job_dir.glob("*.log")
+        reports = [line for line in log.read_text().splitlines() if "records" in line]
+        assert len(reports) == 1 and reports[0].endswith(str(job_dir / "transcript.jsonl"))
+    assert (cli.sweep_dir / "summary.csv").exists()
 
 
 def test_identical_requests_are_answered_from_the_cache(cli: Cli, fake_server) -> None:

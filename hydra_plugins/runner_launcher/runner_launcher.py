@@ -10,12 +10,14 @@ calls, it would delay them.
 
 import copy
 import logging
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import (
     JobReturn,
     JobStatus,
@@ -101,7 +103,8 @@ class RunnerLauncher(Launcher):
             print(format_estimates(estimates), flush=True)
             return []
 
-        gate = HydraGate()
+        gate = HydraGate(save_state=_save_job_state)
+        cwd, hydra_cfg = os.getcwd(), HydraConfig.instance().cfg
         runs: list[JobReturn | None] = [None] * len(configs)
         # One limit for the whole sweep: the first job's concurrency, cache and progress settings.
         executor = (
@@ -134,6 +137,8 @@ class RunnerLauncher(Launcher):
             set_active_gate(None)
             if executor is not None:
                 executor.close()
+            os.chdir(cwd)  # with hydra.job.chdir, each job left the last one's dir behind
+            HydraConfig.instance().cfg = hydra_cfg
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         done = [r for r in runs if r is not None]
         for ret in done:  # an expected failure is said in one line by the CLI, not as a report
@@ -164,6 +169,19 @@ class RunnerLauncher(Launcher):
             )
         finally:
             gate.exit()
+
+
+def _save_job_state() -> Callable[[], None]:
+    """What puts back a job's Hydra state (its ``HydraConfig``, working dir and log file)."""
+    hydra_cfg, cwd = HydraConfig.instance().cfg, os.getcwd()
+
+    def restore() -> None:
+        HydraConfig.instance().cfg = hydra_cfg
+        os.chdir(cwd)
+        if hydra_cfg is not None:
+            configure_log(hydra_cfg.hydra.job_logging, hydra_cfg.hydra.verbose)
+
+    return restore
 
 
 def _memoize_sweep_configs(hydra_context: HydraContext) -> None:
