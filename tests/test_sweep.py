@@ -60,6 +60,16 @@ def test_every_job_is_set_up_before_the_first_call(cli: Cli, fake_server) -> Non
     assert max(starts) < min(fake_server.arrivals)
 
 
+@pytest.mark.parametrize("sweep", ["concurrency=4,8", "cache.enabled=true,false"])
+def test_a_sweep_wide_setting_cannot_differ_between_jobs(cli: Cli, sweep: str) -> None:
+    done = cli("-m", sweep, "system=helpful", env=env())
+    assert done.returncode == 2
+    key = sweep.split("=")[0]
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"runner: error: {key} differs between the jobs of this sweep")
+    assert not list(cli.sweep_dir.rglob("transcript.jsonl"))
+
+
 def test_hydra_callbacks_see_finished_jobs(cli: Cli) -> None:
     done = cli(
         "-m",

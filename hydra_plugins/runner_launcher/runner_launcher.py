@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
@@ -30,9 +31,13 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict, read_write
 
-from runner.errors import RunnerError
+from runner.config import RunConfig
+from runner.errors import ConfigError, RunnerError
 
 log = logging.getLogger(__name__)
+
+# What a sweep runs under as a whole, so it cannot differ between its jobs.
+SWEEP_WIDE = ("concurrency", "cache.enabled", "cache.dir", "progress")
 
 
 @dataclass
@@ -97,6 +102,7 @@ class RunnerLauncher(Launcher):
             label = job_label(list(filter_overrides(overrides)), run.model.name)
             estimates.append(estimate_job(plan, f"#{idx} {label}"))
             settings = settings or run
+            _check_sweep_wide(settings, run, idx)
             configs.append(sweep_config)
 
         if settings is not None and settings.dry_run:
@@ -106,7 +112,7 @@ class RunnerLauncher(Launcher):
         gate = HydraGate(save_state=_save_job_state)
         cwd, hydra_cfg = os.getcwd(), HydraConfig.instance().cfg
         runs: list[JobReturn | None] = [None] * len(configs)
-        # One limit for the whole sweep: the first job's concurrency, cache and progress settings.
+        # One limit for the whole sweep: concurrency, cache and progress are the same in every job.
         executor = (
             Executor(settings.concurrency, settings.cache, settings.progress, held=True)
             if settings is not None
@@ -169,6 +175,18 @@ class RunnerLauncher(Launcher):
             )
         finally:
             gate.exit()
+
+
+def _check_sweep_wide(first: RunConfig, run: RunConfig, idx: int) -> None:
+    """Settings of the whole sweep (one event loop, one cache) must be the same in every job."""
+    for key in SWEEP_WIDE:
+        theirs, ours = attrgetter(key)(first), attrgetter(key)(run)
+        if ours != theirs:
+            raise ConfigError(
+                f"{key} differs between the jobs of this sweep ({theirs} in the first, {ours} "
+                f"in #{idx}): every job of a sweep runs under one {key}; set it once, or run "
+                "one sweep per value"
+            )
 
 
 def _save_job_state() -> Callable[[], None]:
