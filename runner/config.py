@@ -9,11 +9,16 @@ engine and notebooks can use the schema without it.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import functools
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import ConfigError
@@ -175,6 +180,7 @@ def validate(cfg: DictConfig | RunConfig) -> RunConfig:
     """
     if isinstance(cfg, DictConfig):
         try:
+            _check_known_keys(cfg, RunConfig, "")
             run = OmegaConf.to_object(cfg)
         except OmegaConfBaseException as exc:
             raise ConfigError(describe_omegaconf_error(exc)) from None
@@ -185,6 +191,73 @@ def validate(cfg: DictConfig | RunConfig) -> RunConfig:
     _check_ranges(run)
     _check_accepted_params(run)
     return run
+
+
+def _check_known_keys(node: Any, cls: type, prefix: str) -> None:
+    """Every key is one of the schema's: a key added with ``+key=value`` skips Hydra's check,
+    and the dataclasses would drop it without a word (a typo like ``+sampling.temprature``)."""
+    if isinstance(node, ListConfig):
+        for i, item in enumerate(node):
+            _check_known_keys(item, cls, f"{prefix}[{i}]")
+        return
+    if not isinstance(node, DictConfig):
+        return
+    hints = _hints(cls)
+    for key, value in node.items_ex(resolve=False):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in hints:
+            raise ConfigError(unknown_key_message(path, cls))
+        inner = _dataclass_in(hints[key])
+        if inner is not None:
+            _check_known_keys(value, inner, path)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass a field holds (itself, optional, or a list of it), if any."""
+    if dataclasses.is_dataclass(hint):
+        return hint  # type: ignore[return-value]
+    if typing.get_origin(hint) in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if (found := _dataclass_in(arg)) is not None:
+                return found
+    return None
+
+
+def unknown_key_message(key: str, owner: type | None) -> str:
+    """ "unknown key a.b: did you mean a.c?" for a key that is not in the schema."""
+    name = key.rpartition(".")[2]
+    known = [f.name for f in dataclasses.fields(owner)] if dataclasses.is_dataclass(owner) else []
+    parent = key.rpartition(".")[0]
+    close = [f"{parent}.{c}" if parent else c for c in difflib.get_close_matches(name, known, n=1)]
+    if not close:  # a nested key written at the wrong level, e.g. temperature=0 for sampling.*
+        by_leaf = {k.rpartition(".")[2]: k for k in schema_keys() if "." in k}
+        close = [by_leaf[c] for c in difflib.get_close_matches(name, list(by_leaf), n=1)]
+    hint = (
+        f"did you mean {close[0]}?"
+        if close
+        else (f"known keys here: {', '.join(known)}" if known else "check the spelling")
+    )
+    return f"unknown key {key}: {hint}"
+
+
+def schema_keys() -> list[str]:
+    """Every key of the schema, dotted (``sampling.temperature``), nested presets included."""
+    keys: list[str] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = _hints(cls)
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            keys.append(prefix + f.name)
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], prefix + f.name + ".")
+
+    walk(RunConfig, "")
+    return keys
 
 
 def _from_plain(cfg: DictConfig) -> RunConfig:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
-import typing
 
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -54,37 +51,10 @@ def _missing_preset(missing: str, options: list[str] | None) -> str:
 
 
 def _unknown_key(cause: OmegaConfBaseException) -> str:
+    from runner.config import unknown_key_message
+
     key = getattr(cause, "full_key", None) or getattr(cause, "key", "?")
-    name = str(getattr(cause, "key", key))
-    owner = getattr(cause, "object_type", None)
-    known = [f.name for f in dataclasses.fields(owner)] if dataclasses.is_dataclass(owner) else []
-    parent = key.rpartition(".")[0]
-    close = [f"{parent}.{c}" if parent else c for c in difflib.get_close_matches(name, known, n=1)]
-    if not close:  # a nested key written at the wrong level, e.g. temperature=0 for sampling.*
-        by_leaf = {k.rpartition(".")[2]: k for k in _schema_keys() if "." in k}
-        close = [by_leaf[c] for c in difflib.get_close_matches(name, list(by_leaf), n=1)]
-    hint = (
-        f"did you mean {close[0]}?"
-        if close
-        else (f"known keys here: {', '.join(known)}" if known else "check the spelling")
-    )
-    return f"unknown key {key}: {hint}"
-
-
-def _schema_keys() -> list[str]:
-    from runner.config import RunConfig
-
-    keys: list[str] = []
-
-    def walk(cls: type, prefix: str) -> None:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            keys.append(prefix + f.name)
-            if dataclasses.is_dataclass(hints[f.name]):
-                walk(hints[f.name], prefix + f.name + ".")
-
-    walk(RunConfig, "")
-    return keys
+    return unknown_key_message(str(key), getattr(cause, "object_type", None))
 
 
 def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:

@@ -95,6 +95,11 @@ BAD_INPUT = [
         "unknown key sampling.temperatur: did you mean sampling.temperature?",
     ),
     (["temprature=1"], "did you mean sampling.temperature?"),
+    (
+        ["+sampling.temprature=1"],  # "+" skips Hydra's check; the runner's still sees it
+        "unknown key sampling.temprature: did you mean sampling.temperature?",
+    ),
+    (["-m", "system=helpful,concise", "+model.foo=1"], "unknown key model.foo: known keys"),
     (["questions.path=missing.jsonl"], "questions file missing.jsonl not found"),
     (["model=gpt-6-luna"], "set the environment variable OPENAI_API_KEY"),
     (

@@ -121,3 +121,26 @@ def test_max_tokens_goes_out_under_the_models_name(composer) -> None:
 def test_out_of_range_values_name_the_key(composer, override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(composer(override))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+sampling.temprature=0.5",
+            r"unknown key sampling\.temprature: did you mean sampling\.temperature\?",
+        ),
+        (
+            "+retry.max_attempt=2",
+            r"unknown key retry\.max_attempt: did you mean retry\.max_attempts\?",
+        ),
+        (
+            "+questions.items.0.answr=x",
+            r"unknown key questions\.items\[0\]\.answr: known keys here: id,",
+        ),
+        ("+foo=1", r"unknown key foo: known keys here: model, system"),
+    ],
+)
+def test_keys_added_with_plus_are_checked_too(composer, override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(composer(override))

@@ -327,16 +327,11 @@ def test_cut_on_every_attempt_is_a_connection_error(
     assert_failed(outcome, "ConnectionError", None, attempts=FAST.max_attempts)
 
 
-def test_malformed_chunk_is_retried(fake_server: FakeOpenAIServer, preset: ModelPreset) -> None:
-    fake_server.enqueue("malformed", "ok")
-    outcome = complete(preset)
-    assert_answered(outcome, attempts=2)
-
-
-def test_chunk_of_the_wrong_shape_is_retried(
-    fake_server: FakeOpenAIServer, preset: ModelPreset
+@pytest.mark.parametrize("kind", ["malformed", "bad_shape"])  # not JSON; JSON of another shape
+def test_a_broken_chunk_is_retried(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, kind: str
 ) -> None:
-    fake_server.enqueue("bad_shape", "ok")
+    fake_server.enqueue(kind, "ok")
     outcome = complete(preset)
     assert_answered(outcome, attempts=2)
 
