@@ -70,6 +70,18 @@ def test_a_sweep_wide_setting_cannot_differ_between_jobs(cli: Cli, sweep: str) -
     assert not list(cli.sweep_dir.rglob("transcript.jsonl"))
 
 
+def test_a_sweep_in_batches_runs_every_batch(cli: Cli) -> None:
+    """Hydra's sweeper may launch a sweep in batches: each is one event loop of its own."""
+    done = cli("-m", "system=helpful,concise,expert", "hydra.sweeper.max_batch_size=2", env=env())
+    assert done.returncode == 0, done.stderr
+    assert "Launching 2 jobs in one event loop" in done.stdout
+    assert "Launching 1 job in one event loop" in done.stdout
+    for job in ("0", "1", "2"):
+        assert len(lines(cli.sweep_dir / job / "transcript.jsonl")) == 5
+    summary = (cli.sweep_dir / "summary.csv").read_text().splitlines()
+    assert [row.split(",")[1] for row in summary[1:]] == ["helpful", "concise", "expert"]
+
+
 def test_hydra_callbacks_see_finished_jobs(cli: Cli) -> None:
     done = cli(
         "-m",

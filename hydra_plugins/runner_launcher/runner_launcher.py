@@ -83,7 +83,8 @@ class RunnerLauncher(Launcher):
         assert self.task_function is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        log.info("Launching %d jobs in one event loop", len(job_overrides))
+        n = len(job_overrides)
+        log.info("Launching %d job%s in one event loop", n, "" if n == 1 else "s")
 
         configs: list[DictConfig] = []
         estimates = []
