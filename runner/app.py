@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.config import CONF_DIR, register_schema, validate
+from runner.config import CONF_DIR, experiment_overrides, register_schema, validate
 from runner.errors import RunnerError
 from runner.estimate import estimate_job, format_estimates, job_label
 from runner.job import JobInfo, JobResult, plan_job
@@ -33,7 +33,7 @@ def task(cfg: DictConfig) -> float | None:
     info = JobInfo(
         output_dir=Path(hydra_cfg.runtime.output_dir),
         job=OmegaConf.select(hydra_cfg, "job.num", default=None),
-        overrides=list(hydra_cfg.overrides.task),
+        overrides=experiment_overrides(hydra_cfg.overrides.task),
     )
     executor, gate = active_executor(), active_gate()
     if executor is None or gate is None:

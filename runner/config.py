@@ -14,6 +14,7 @@ import difflib
 import functools
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ SAMPLING_PARAMS = (
     "reasoning_effort",
 )
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+# Keys that say how a run goes, not what it asks: left out of the overrides kept in records,
+# so that they do not turn into swept columns (a resumed run would otherwise differ by
+# resume=true from the records written before it was killed).
+RUN_CONTROL_KEYS = ("concurrency", "timeout_s", "retry", "cache", "resume", "dry_run", "progress")
 
 
 @dataclass
@@ -163,6 +169,16 @@ class RunConfig:
     resume: bool = False
     dry_run: bool = False
     progress: bool = True
+
+
+def experiment_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides that shape the answers: ``overrides`` less those of ``RUN_CONTROL_KEYS``."""
+    kept = []
+    for text in overrides:
+        key = text.lstrip("+~").partition("=")[0]
+        if key.partition(".")[0] not in RUN_CONTROL_KEYS:
+            kept.append(str(text))
+    return kept
 
 
 def register_schema() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner.config import experiment_overrides
 from runner.job import JobPlan
 
 
@@ -66,6 +67,5 @@ def format_estimates(rows: list[Estimate]) -> str:
 
 
 def job_label(overrides: list[str], fallback: str) -> str:
-    """A job's name in the dry-run table: its overrides, less the dry-run switch itself."""
-    shown = [o for o in overrides if not o.lstrip("+").startswith("dry_run=")]
-    return " ".join(shown) or fallback
+    """A job's name in the dry-run table: its overrides, less run control (``dry_run`` too)."""
+    return " ".join(experiment_overrides(overrides)) or fallback

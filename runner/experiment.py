@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from runner.config import CONF_DIR, RunConfig, register_schema, validate
+from runner.config import CONF_DIR, RunConfig, experiment_overrides, register_schema, validate
 from runner.job import JobInfo, JobResult, plan_job
 from runner.sweep import Executor
 
@@ -45,8 +45,9 @@ def run(
     """Run one experiment and return its records as a DataFrame (see ``load_results``).
 
     ``cfg`` is a composed config, or a list of overrides to compose (these are then kept in
-    each record's ``overrides``). Records go to ``output_dir``, by default
-    ``outputs/notebook/<date>/<time>`` under the working directory.
+    each record's ``overrides``, less run-control keys such as ``concurrency``). Records go
+    to ``output_dir``, by default ``outputs/notebook/<date>/<time>`` under the working
+    directory.
     """
     from runner.results import load_results
 
@@ -66,7 +67,9 @@ def run_job(
     if output_dir is None:
         output_dir = Path("outputs") / "notebook" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
     directory = Path(output_dir).resolve()
-    plan = plan_job(settings, JobInfo(output_dir=directory, overrides=overrides))
+    plan = plan_job(
+        settings, JobInfo(output_dir=directory, overrides=experiment_overrides(overrides))
+    )
     with Executor(settings.concurrency, settings.cache, settings.progress) as executor:
         result = executor.run(plan)
     return directory, result

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from runner.config import experiment_overrides
 from runner.transcript import TRANSCRIPT_NAME, read_records
 
 SUMMARY_NAME = "summary.csv"
@@ -54,7 +55,7 @@ def job_overrides(job_dir: Path, first_record: dict[str, Any] | None) -> list[st
     """The job's Hydra overrides: from ``.hydra/overrides.yaml``, else from its records."""
     saved = job_dir / ".hydra" / "overrides.yaml"
     if saved.exists():
-        return [str(o) for o in yaml.safe_load(saved.read_text()) or []]
+        return experiment_overrides([str(o) for o in yaml.safe_load(saved.read_text()) or []])
     return list(first_record.get("overrides") or []) if first_record else []
 
 

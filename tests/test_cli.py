@@ -124,6 +124,19 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(cli: Cli, overrides, message: 
     assert not list(cli.tmp.rglob("transcript.jsonl"))  # caught before any call
 
 
+def test_run_control_overrides_stay_out_of_records_and_columns(cli: Cli) -> None:
+    from runner import load_results
+
+    done = cli("sampling.seed=3", "progress=false", "cache.enabled=false", "retry.max_attempts=2")
+    assert done.returncode == 0, done.stderr
+    assert {tuple(r["overrides"]) for r in records(cli.run_dir / "transcript.jsonl")} == {
+        ("sampling.seed=3",)
+    }
+    df = load_results(cli.run_dir)
+    assert df.attrs["swept_keys"] == ["sampling.seed"]
+    assert not {"progress", "cache.enabled", "retry.max_attempts"} & set(df.columns)
+
+
 def test_malformed_questions_file_names_file_and_line(cli: Cli) -> None:
     bad = cli.tmp / "bad.jsonl"
     bad.write_text('{"id": "a", "question": "fine"}\n{"id": "b", "question": oops}\n')
