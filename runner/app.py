@@ -23,6 +23,7 @@ from runner.sweep import Executor, active_executor, active_gate
 
 log = logging.getLogger("runner")
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl-C (128 + SIGINT)
 
 
 def task(cfg: DictConfig) -> float | None:
@@ -83,6 +84,14 @@ def main() -> None:
         if full_errors:
             raise
         _fail(describe(exc))
+    except KeyboardInterrupt:
+        print(
+            "runner: interrupted: the records written so far are kept; run the same command "
+            "with resume=true to finish",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _fail(message: str) -> NoReturn:

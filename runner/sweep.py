@@ -44,6 +44,8 @@ class Executor:
             target=self._loop.run_forever, name="runner-loop", daemon=True
         )
         self._thread.start()
+        self._jobs: set[concurrent.futures.Future[JobResult]] = set()
+        self._jobs_lock = threading.Lock()
         response_cache = ResponseCache(_cache_dir(cache.dir)) if cache.enabled else None
         self.progress = Progress(progress)
         self.gateway: Gateway = self._call(self._make_gateway(concurrency, response_cache, held))
@@ -65,9 +67,25 @@ class Executor:
     def submit(self, plan: JobPlan) -> concurrent.futures.Future[JobResult]:
         """Start a job's calls; the future completes when its last record is written."""
         self._loop.call_soon_threadsafe(self.progress.add_calls, plan.calls)
-        return asyncio.run_coroutine_threadsafe(
+        job = asyncio.run_coroutine_threadsafe(
             execute_job(plan, self.gateway, self.progress), self._loop
         )
+        with self._jobs_lock:
+            self._jobs.add(job)
+        job.add_done_callback(self._forget)
+        return job
+
+    def _forget(self, job: concurrent.futures.Future[JobResult]) -> None:
+        with self._jobs_lock:
+            self._jobs.discard(job)
+
+    def cancel(self) -> None:
+        """Stop every job still running (Ctrl-C): calls in flight are dropped, records already
+        written stay, and whoever waits on a job gets ``CancelledError``."""
+        with self._jobs_lock:
+            jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
 
     def run(self, plan: JobPlan) -> JobResult:
         return self.submit(plan).result()
@@ -75,6 +93,7 @@ class Executor:
     def close(self) -> None:
         if not self._loop.is_running():
             return
+        self.cancel()
         self.release()
         self._call(self.gateway.aclose())
         self._loop.call_soon_threadsafe(self.progress.close)

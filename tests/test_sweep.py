@@ -219,6 +219,49 @@ def test_a_killed_sweep_resumes_without_repeating_a_call(cli: Cli, fake_server) 
     assert second_turn["messages"][-2]["role"] == "assistant"  # history rebuilt from the record
 
 
+@pytest.mark.parametrize("sweep", [True, False], ids=["sweep", "single run"])
+def test_ctrl_c_stops_at_once_and_resume_finishes(cli: Cli, fake_server, sweep: bool) -> None:
+    fake_server.latency_s = 0.5
+    args = [
+        *fake_model(fake_server),
+        "questions=trivia_file",
+        "concurrency=2",
+        "cache.enabled=false",
+    ]
+    if sweep:
+        args = ["-m", *args, "sampling.seed=1,2"]
+    out_dir = cli.sweep_dir if sweep else cli.run_dir
+    proc = subprocess.Popen(
+        cli.args(*args),
+        cwd=cli.tmp,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as in a terminal, whatever the test runner does with SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        p.read_text() for p in out_dir.rglob("transcript.jsonl")
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith("runner: interrupted: the records written")
+    assert "Traceback" not in stderr
+    written = sum(len(lines(p)) for p in out_dir.rglob("transcript.jsonl"))
+    calls = (2 if sweep else 1) * TRIVIA_CALLS
+    assert 1 <= written < calls
+
+    done = cli(*args, "resume=true", env=env())
+    assert done.returncode == 0, done.stderr
+    rows = [r for p in out_dir.rglob("transcript.jsonl") for r in lines(p)]
+    assert len(rows) == len({r["record_id"] for r in rows}) == calls
+    assert not any(r["error"] for r in rows)
+
+
 def test_progress_is_live_on_a_terminal_and_quiet_otherwise(cli: Cli) -> None:
     quiet = cli()
     assert quiet.returncode == 0 and "errors=" not in quiet.stderr

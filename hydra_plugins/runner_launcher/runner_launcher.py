@@ -121,14 +121,15 @@ class RunnerLauncher(Launcher):
         )
         set_active_executor(executor)
         set_active_gate(gate)
+        threads: list[threading.Thread] = []
         try:
-            threads = []
             for i, sweep_config in enumerate(configs):
                 ready = threading.Event()
                 thread = threading.Thread(
                     target=self._run_one,
                     name=f"runner-job-{i}",
                     args=(gate, ready, sweep_config, runs, i),
+                    daemon=True,  # a second Ctrl-C must not leave the process waiting on them
                 )
                 thread.start()
                 ready.wait()
@@ -139,6 +140,12 @@ class RunnerLauncher(Launcher):
                     executor.release()
                 for thread in threads:
                     thread.join()
+        except BaseException:  # Ctrl-C: end every job now (as failed, its callbacks run)
+            if executor is not None:
+                executor.cancel()
+            for thread in threads:
+                thread.join(timeout=30)
+            raise
         finally:
             set_active_executor(None)
             set_active_gate(None)
