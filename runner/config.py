@@ -245,7 +245,7 @@ def _dataclass_in(hint: Any) -> type | None:
 
 
 def unknown_key_message(key: str, owner: type | None) -> str:
-    """ "unknown key a.b: did you mean a.c?" for a key that is not in the schema."""
+    """The one-line error for a key that is not in the schema, with the likeliest fix."""
     name = key.rpartition(".")[2]
     known = [f.name for f in dataclasses.fields(owner)] if dataclasses.is_dataclass(owner) else []
     parent = key.rpartition(".")[0]
