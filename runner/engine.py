@@ -147,6 +147,8 @@ def _count(raw: Any, name: str) -> int | None:
     value = raw.get(name) if isinstance(raw, dict) else None
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():  # some proxies send 12.0
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedChunkError(f"usage.{name} is not a whole number: {value!r:.200}")
     return value

@@ -1,0 +1,115 @@
+"""stream_completion reading the streams OpenAI-compatible servers send, chunk by chunk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from openai import AsyncOpenAI
+
+from runner.engine import Completion, MalformedChunkError, stream_completion
+from runner.record import TokenUsage
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def stream(*events: Any) -> Completion:
+    """Answer one streamed call with ``events`` (dicts are sent as JSON, strings as they are)."""
+    sent: list[dict[str, Any]] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content))
+        lines = [e if isinstance(e, str) else json.dumps(e) for e in events]
+        body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    async def main() -> Completion:
+        http = httpx2.AsyncClient(transport=httpx2.MockTransport(handle))
+        client = AsyncOpenAI(
+            api_key="k", base_url="http://server.test/v1", max_retries=0, http_client=http
+        )
+        try:
+            return await stream_completion(client, "m-1", MESSAGES, {"seed": 3}, timeout_s=5)
+        finally:
+            await client.close()
+
+    completion = asyncio.run(main())
+    assert sent == [
+        {
+            "model": "m-1",
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "seed": 3,
+        }
+    ]
+    return completion
+
+
+def content(text: str | None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+    return {"id": "c-1", "model": "m-1-2026", "choices": [choice], **extra}
+
+
+def test_answer_provenance_and_usage_details() -> None:
+    usage = {
+        "prompt_tokens": 9,
+        "completion_tokens": 2,
+        "total_tokens": 11,
+        "prompt_tokens_details": {"cached_tokens": 4},
+        "completion_tokens_details": {"reasoning_tokens": 1},
+    }
+    completion = stream(
+        content("", system_fingerprint="fp_1"),
+        content("Hello"),
+        content(" there", "stop"),
+        {"id": "c-1", "choices": [], "usage": usage},
+    )
+    assert completion.answer == "Hello there"
+    assert completion.finish_reason == "stop"
+    assert (completion.response_id, completion.served_model) == ("c-1", "m-1-2026")
+    assert completion.system_fingerprint == "fp_1"
+    assert completion.usage == TokenUsage(9, 2, 11, 4, 1, source="api")
+    assert completion.ttft_s is not None
+
+
+def test_nulls_other_servers_send_are_read_as_nothing() -> None:
+    completion = stream(
+        {"id": "c-1", "choices": None, "prompt_filter_results": []},  # Azure's first chunk
+        {"id": "c-1", "choices": [{"index": 0, "delta": None, "finish_reason": None}]},
+        content(None),
+        content("ok", "length"),
+        {"choices": [], "usage": {"prompt_tokens": 3.0, "completion_tokens": 1, "total_tokens": 4}},
+    )
+    assert (completion.answer, completion.finish_reason) == ("ok", "length")
+    assert completion.usage == TokenUsage(3, 1, 4, None, None, source="api")
+
+
+def test_no_usage_means_none() -> None:
+    assert stream(content("ok", "stop")).usage is None
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ('"just text"', "stream chunk is not a JSON object"),
+        ({"choices": {"0": {}}}, "choices is not a list"),
+        ({"choices": ["x"]}, "choice is not a JSON object"),
+        ({"choices": [{"delta": "x"}]}, "delta is not a JSON object"),
+        ({"choices": [{"delta": {"content": 5}}]}, "delta.content is not text"),
+        ({"choices": [], "usage": [1]}, "usage is not a JSON object"),
+        ({"choices": [], "usage": {"total_tokens": "many"}}, "usage.total_tokens is not a whole"),
+    ],
+)
+def test_a_chunk_of_the_wrong_shape_says_what_is_wrong(event: Any, message: str) -> None:
+    with pytest.raises(MalformedChunkError, match=message):
+        stream(content("partial"), event)
+
+
+def test_an_error_event_raises_the_sdks_api_error() -> None:
+    with pytest.raises(openai.APIError, match="overloaded"):
+        stream(content("partial"), {"error": {"message": "overloaded", "type": "server_error"}})
