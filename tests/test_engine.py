@@ -22,6 +22,8 @@ def stream(*events: Any) -> Completion:
     sent: list[dict[str, Any]] = []
 
     def handle(request: httpx2.Request) -> httpx2.Response:
+        assert request.url == "http://server.test/v1/chat/completions"
+        assert request.headers["authorization"] == "Bearer k"
         sent.append(json.loads(request.content))
         lines = [e if isinstance(e, str) else json.dumps(e) for e in events]
         body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
