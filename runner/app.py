@@ -19,7 +19,7 @@ from runner.config import CONF_DIR, experiment_overrides, register_schema, valid
 from runner.errors import RunnerError
 from runner.estimate import estimate_job, format_estimates, job_label
 from runner.job import JobInfo, JobResult, plan_job
-from runner.sweep import Executor, active_executor, active_gate
+from runner.sweep import Executor, active_sweep
 
 log = logging.getLogger("runner")
 EXIT_USAGE = 2
@@ -36,8 +36,8 @@ def task(cfg: DictConfig) -> float | None:
         job=OmegaConf.select(hydra_cfg, "job.num", default=None),
         overrides=experiment_overrides(hydra_cfg.overrides.task),
     )
-    executor, gate = active_executor(), active_gate()
-    if executor is None or gate is None:
+    sweep = active_sweep()
+    if sweep is None:
         try:
             run = validate(cfg)
             plan = plan_job(run, info, check_credentials=not run.dry_run)
@@ -51,6 +51,7 @@ def task(cfg: DictConfig) -> float | None:
             # A single run: say it in one line now; Hydra would add its own report around it.
             _fail(str(exc))
     else:  # a job of a sweep under the runner launcher, which validated it already
+        executor, gate = sweep
         plan = plan_job(validate(cfg), info)
         with gate.released():
             result = executor.run(plan)

@@ -7,6 +7,7 @@ import re
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from runner.config import unknown_key_message
 from runner.errors import RunnerError
 
 _CONVERSION = re.compile(
@@ -51,8 +52,6 @@ def _missing_preset(missing: str, options: list[str] | None) -> str:
 
 
 def _unknown_key(cause: OmegaConfBaseException) -> str:
-    from runner.config import unknown_key_message
-
     key = getattr(cause, "full_key", None) or getattr(cause, "key", "?")
     return unknown_key_message(str(key), getattr(cause, "object_type", None))
 

@@ -46,7 +46,8 @@ class Executor:
         self._thread.start()
         self._jobs: set[concurrent.futures.Future[JobResult]] = set()
         self._jobs_lock = threading.Lock()
-        response_cache = ResponseCache(_cache_dir(cache.dir)) if cache.enabled else None
+        cache_dir = Path(cache.dir).expanduser().resolve()
+        response_cache = ResponseCache(cache_dir) if cache.enabled else None
         self.progress = Progress(progress)
         self.gateway: Gateway = self._call(self._make_gateway(concurrency, response_cache, held))
 
@@ -128,23 +129,6 @@ def settled_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _cache_dir(directory: str) -> Path:
-    return Path(directory).expanduser().resolve()
-
-
-_active: Executor | None = None
-
-
-def active_executor() -> Executor | None:
-    """The executor a launcher set up for the sweep in progress, if any."""
-    return _active
-
-
-def set_active_executor(executor: Executor | None) -> None:
-    global _active
-    _active = executor
-
-
 class HydraGate:
     """Lets one job thread at a time run Hydra's own code (set-up, callbacks, clean-up), which
     keeps global state; the jobs' calls run outside it, all at once.
@@ -186,13 +170,14 @@ class HydraGate:
                 restore()
 
 
-_gate: HydraGate | None = None
+_sweep: tuple[Executor, HydraGate] | None = None
 
 
-def active_gate() -> HydraGate | None:
-    return _gate
+def active_sweep() -> tuple[Executor, HydraGate] | None:
+    """The executor and gate a launcher set up for the sweep in progress, if any."""
+    return _sweep
 
 
-def set_active_gate(gate: HydraGate | None) -> None:
-    global _gate
-    _gate = gate
+def set_active_sweep(sweep: tuple[Executor, HydraGate] | None) -> None:
+    global _sweep
+    _sweep = sweep

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import gc
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,13 @@ def preset_for(base_url: str) -> ModelPreset:
 @pytest.fixture
 def preset(fake_server: FakeOpenAIServer) -> ModelPreset:
     return preset_for(fake_server.base_url)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[ResponseCache]:
+    response_cache = ResponseCache(tmp_path / "cache")
+    yield response_cache
+    response_cache.close()
 
 
 async def _complete(
@@ -354,9 +362,8 @@ def test_server_down_is_a_connection_error() -> None:
 
 
 def test_a_held_gateway_sends_nothing_until_released(
-    fake_server: FakeOpenAIServer, preset: ModelPreset, tmp_path: Path
+    fake_server: FakeOpenAIServer, preset: ModelPreset, cache: ResponseCache
 ) -> None:
-    cache = ResponseCache(tmp_path / "cache")
     complete(preset, cache=cache)  # the first message is answered and cached
     other = [*MESSAGES[:1], {"role": "user", "content": "and of Spain"}]
 
@@ -373,10 +380,7 @@ def test_a_held_gateway_sends_nothing_until_released(
         finally:
             await gateway.aclose()
 
-    try:
-        hit, sent_while_held, released = asyncio.run(main())
-    finally:
-        cache.close()
+    hit, sent_while_held, released = asyncio.run(main())
     assert hit.cache_hit is True
     assert sent_while_held == 0
     assert released.error is None and released.cache_hit is False
@@ -395,49 +399,41 @@ def test_settled_heap_freezes_the_heap_only_while_inside() -> None:
 
 
 def test_cache_answers_an_identical_request(
-    fake_server: FakeOpenAIServer, preset: ModelPreset, tmp_path: Path
+    fake_server: FakeOpenAIServer, preset: ModelPreset, cache: ResponseCache
 ) -> None:
-    cache = ResponseCache(tmp_path / "cache")
-    try:
-        first = complete(preset, cache=cache)
-        assert_answered(first, attempts=1)
-        assert first.cache_hit is False
+    first = complete(preset, cache=cache)
+    assert_answered(first, attempts=1)
+    assert first.cache_hit is False
 
-        second = complete(preset, cache=cache)
-        assert second.cache_hit is True
-        assert second.attempts == 0
-        assert second.error is None
-        # usage and ids kept; no call was made, so there is no time to first token
-        assert second.completion == dataclasses.replace(first.completion, ttft_s=None)
-        assert fake_server.request_count == 1
+    second = complete(preset, cache=cache)
+    assert second.cache_hit is True
+    assert second.attempts == 0
+    assert second.error is None
+    # usage and ids kept; no call was made, so there is no time to first token
+    assert second.completion == dataclasses.replace(first.completion, ttft_s=None)
+    assert fake_server.request_count == 1
 
-        other_param = complete(preset, params={**PARAMS, "temperature": 0.9}, cache=cache)
-        other_message = complete(
-            preset,
-            messages=[*MESSAGES[:1], {"role": "user", "content": "and of Spain"}],
-            cache=cache,
-        )
-        assert not other_param.cache_hit and not other_message.cache_hit
-        assert fake_server.request_count == 3
-    finally:
-        cache.close()
+    other_param = complete(preset, params={**PARAMS, "temperature": 0.9}, cache=cache)
+    other_message = complete(
+        preset,
+        messages=[*MESSAGES[:1], {"role": "user", "content": "and of Spain"}],
+        cache=cache,
+    )
+    assert not other_param.cache_hit and not other_message.cache_hit
+    assert fake_server.request_count == 3
 
 
 def test_errors_are_not_cached(
-    fake_server: FakeOpenAIServer, preset: ModelPreset, tmp_path: Path
+    fake_server: FakeOpenAIServer, preset: ModelPreset, cache: ResponseCache
 ) -> None:
-    cache = ResponseCache(tmp_path / "cache")
-    try:
-        fake_server.enqueue("401")
-        failed = complete(preset, cache=cache)
-        assert failed.error is not None
+    fake_server.enqueue("401")
+    failed = complete(preset, cache=cache)
+    assert failed.error is not None
 
-        retried = complete(preset, cache=cache)
-        assert retried.cache_hit is False
-        assert_answered(retried, attempts=1)
-        assert fake_server.request_count == 2
-    finally:
-        cache.close()
+    retried = complete(preset, cache=cache)
+    assert retried.cache_hit is False
+    assert_answered(retried, attempts=1)
+    assert fake_server.request_count == 2
 
 
 def test_cache_is_shared_across_instances(

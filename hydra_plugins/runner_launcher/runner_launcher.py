@@ -73,8 +73,7 @@ class RunnerLauncher(Launcher):
         from runner.sweep import (
             Executor,
             HydraGate,
-            set_active_executor,
-            set_active_gate,
+            set_active_sweep,
             settled_heap,
         )
 
@@ -119,8 +118,7 @@ class RunnerLauncher(Launcher):
             if settings is not None
             else None
         )
-        set_active_executor(executor)
-        set_active_gate(gate)
+        set_active_sweep(None if executor is None else (executor, gate))
         threads: list[threading.Thread] = []
         try:
             for i, sweep_config in enumerate(configs):
@@ -147,8 +145,7 @@ class RunnerLauncher(Launcher):
                 thread.join(timeout=30)
             raise
         finally:
-            set_active_executor(None)
-            set_active_gate(None)
+            set_active_sweep(None)
             if executor is not None:
                 executor.close()
             os.chdir(cwd)  # with hydra.job.chdir, each job left the last one's dir behind
