@@ -42,7 +42,7 @@ from runner.config import (
 )
 from runner.display import NoView, View, make_view
 from runner.errors import BudgetError, ConfigError
-from runner.gateway import Gateway, api_key_for
+from runner.gateway import Gateway, api_key_for, charged_usage
 from runner.history import Exchange, Message, build_prompt, exchange
 from runner.record import CallError, TokenUsage, cost_usd, estimated_usage
 from runner.tokens import TokenCounter, encoding_for, get_counter
@@ -73,6 +73,7 @@ class ChatTurn:
     attempts: int = 0
     finish_reason: str | None = None
     messages: list[Message] = field(default_factory=list)
+    refusal: str | None = None
 
     @property
     def footer(self) -> str:
@@ -262,6 +263,8 @@ class ChatSession:
             raise
         completion = outcome.completion
         sent = [dict(m) for m in prompt.messages]  # copies: a turn must not alias the history
+        retried = charged_usage(outcome, prompt.prompt_tokens, self._counter.count_text)
+        retry_cost = cost_usd(retried, run.model.prices) if retried is not None else 0.0
         if completion is None:
             return ChatTurn(
                 question,
@@ -269,28 +272,34 @@ class ChatSession:
                 TokenUsage(source="none"),
                 prompt.prompt_tokens,
                 prompt.dropped_messages,
-                None,
+                retry_cost if retried is not None else None,
                 _round(outcome.latency_s),
                 outcome.error,
                 outcome.attempts,
                 None,
                 sent,
             )
+        first = completion.choices[0] if completion.choices else None
+        error = first.error() if first is not None else None
+        if first is None:
+            error = CallError("MissingChoice", "the server sent no answer")
         usage = completion.usage or estimated_usage(
             self._counter.count_text, prompt.prompt_tokens, completion.answer
         )
+        cost = cost_usd(usage, run.model.prices)
         return ChatTurn(
             question,
-            completion.answer,
+            first.text if first is not None and first.refusal is None else None,
             usage,
             prompt.prompt_tokens,
             prompt.dropped_messages,
-            cost_usd(usage, run.model.prices),
+            None if cost is None or retry_cost is None else cost + retry_cost,
             _round(outcome.latency_s),
-            None,
+            error,
             outcome.attempts,
             completion.finish_reason,
             sent,
+            first.refusal if first is not None else None,
         )
 
     def reset(self) -> None:

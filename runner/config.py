@@ -36,6 +36,7 @@ SAMPLING_PARAMS = (
     "frequency_penalty",
     "stop",
     "reasoning_effort",
+    "n",
 )
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
@@ -92,6 +93,7 @@ class SamplingPreset:
     frequency_penalty: float | None = None
     stop: list[str] | None = None
     reasoning_effort: str | None = None
+    n: int | None = None
 
 
 @dataclass
@@ -328,6 +330,7 @@ def _check_ranges(run: RunConfig) -> None:
             s.reasoning_effort is None or s.reasoning_effort in REASONING_EFFORTS,
             "one of " + ", ".join(REASONING_EFFORTS),
         ),
+        ("sampling.n", s.n, s.n is None or 1 <= s.n <= 128, "a whole number from 1 to 128"),
         ("concurrency", run.concurrency, run.concurrency >= 1, "a whole number of at least 1"),
         ("timeout_s", run.timeout_s, run.timeout_s > 0, "a positive number of seconds"),
         (

@@ -56,9 +56,10 @@ def _handle(request: httpx2.Request) -> httpx2.Response:
     except (ValueError, KeyError):
         return _error(400, "request body must be JSON with a 'messages' list")
     answer, finish = echo_reply(body)
+    n = body.get("n") or 1
     counter = get_counter("o200k_base")
     prompt_tokens = counter.count_messages(messages)
-    completion_tokens = counter.count_text(answer) if answer else 0
+    completion_tokens = n * (counter.count_text(answer) if answer else 0)
     usage = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -75,32 +76,24 @@ def _handle(request: httpx2.Request) -> httpx2.Response:
     }
     if not body.get("stream"):
         message = {"role": "assistant", "content": answer}
+        choices = [{"index": i, "message": message, "finish_reason": finish} for i in range(n)]
         return httpx2.Response(
             200,
-            json={
-                **base,
-                "object": "chat.completion",
-                "usage": usage,
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            },
+            json={**base, "object": "chat.completion", "usage": usage, "choices": choices},
         )
     chunk = {**base, "object": "chat.completion.chunk"}
     pieces = [w + " " for w in answer.split(" ")]
     pieces[-1] = pieces[-1][:-1]
-    events = [
-        {
-            **chunk,
-            "choices": [
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-            ],
-        }
-    ]
-    events += [
-        {**chunk, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
-        for p in pieces
-        if p
-    ]
-    events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    events: list[dict[str, Any]] = []
+    for i in range(n):  # with n > 1 every choice is the same answer, streamed in turn
+        role = {"role": "assistant", "content": ""}
+        events.append({**chunk, "choices": [{"index": i, "delta": role, "finish_reason": None}]})
+        events += [
+            {**chunk, "choices": [{"index": i, "delta": {"content": p}, "finish_reason": None}]}
+            for p in pieces
+            if p
+        ]
+        events.append({**chunk, "choices": [{"index": i, "delta": {}, "finish_reason": finish}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         events.append({**chunk, "choices": [], "usage": usage})
     sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"

@@ -1,42 +1,125 @@
-"""One streamed chat completion: send, read the chunks, keep the answer, usage and timing."""
+"""One streamed chat completion: send, read the chunks, keep each choice, the usage and timing."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 from openai import AsyncOpenAI, AsyncStream
 
-from runner.record import TokenUsage
+from runner.record import CallError, TokenUsage
+
+
+@dataclass
+class Choice:
+    """One of the ``n`` answers of a completion, as the server streamed it."""
+
+    index: int = 0
+    text: str = ""
+    refusal: str | None = None
+    finish_reason: str | None = None
+
+    def error(self) -> CallError | None:
+        """Why this choice is not an answer: the model refused, or a content filter cut it."""
+        if self.refusal is not None:
+            return CallError("Refusal", f"the model refused: {self.refusal}"[:500])
+        if self.finish_reason == "content_filter":
+            return CallError(
+                "ContentFilter",
+                "the server's content filter stopped the answer (finish_reason content_filter); "
+                "what came before it is kept as the answer",
+            )
+        return None
 
 
 @dataclass
 class Completion:
-    """What one successful streamed call returned."""
+    """What one streamed call returned: its choices (``n`` of them), usage and provenance.
 
-    answer: str
-    finish_reason: str | None
+    ``finished`` is true when every choice came with a ``finish_reason``; a stream that said
+    ``[DONE]`` without one is kept, but not cached (it may not be the whole answer).
+    """
+
+    choices: list[Choice]
     usage: TokenUsage | None
     response_id: str | None
     served_model: str | None
     system_fingerprint: str | None
     ttft_s: float | None
+    finished: bool = True
+
+    @property
+    def answer(self) -> str:
+        """The first choice's text (the one a conversation continues with)."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def cacheable(self) -> bool:
+        """Finished, and every choice is an answer (no refusal, no content filter)."""
+        return self.finished and all(c.error() is None for c in self.choices)
 
     def to_cache(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["usage"] = None if self.usage is None else dict(self.usage.__dict__)
-        return data
+        return {
+            "choices": [dict(c.__dict__) for c in self.choices],
+            "usage": None if self.usage is None else dict(self.usage.__dict__),
+            "response_id": self.response_id,
+            "served_model": self.served_model,
+            "system_fingerprint": self.system_fingerprint,
+        }
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> Completion:
         usage = data.get("usage")
         # no call was made: the original call's time to first token says nothing of this one
         return cls(
-            **{**data, "usage": None if usage is None else TokenUsage(**usage), "ttft_s": None}
+            choices=[Choice(**c) for c in data["choices"]],
+            usage=None if usage is None else TokenUsage(**usage),
+            response_id=data.get("response_id"),
+            served_model=data.get("served_model"),
+            system_fingerprint=data.get("system_fingerprint"),
+            ttft_s=None,
         )
+
+
+@dataclass
+class Progress:
+    """What one attempt received before it ended, kept for the record when it fails.
+
+    A server bills a request it has started answering, whether or not the client got the
+    whole answer: ``responded`` says an answer had started (an HTTP 200), ``text`` holds
+    what had streamed by then, ``usage`` the last usage seen.
+    """
+
+    responded: bool = False
+    text: list[str] = field(default_factory=list)
+    usage: TokenUsage | None = None
+
+
+class IncompleteStreamError(Exception):
+    """The stream ended (the connection closed) before every choice had a ``finish_reason``."""
+
+
+class MalformedChunkError(ValueError):
+    """A streamed chunk that parses as JSON but is not shaped like a chat completion chunk."""
+
+
+class _Stream(AsyncStream[object]):
+    """The SDK's stream of JSON objects, noting whether the server said ``[DONE]``."""
+
+    done = False
+
+    async def _iter_events(self) -> AsyncIterator[Any]:
+        async for sse in super()._iter_events():
+            if sse.data.startswith("[DONE]"):
+                self.done = True
+            yield sse
 
 
 def timeout_for(seconds: float) -> httpx2.Timeout:
@@ -51,20 +134,26 @@ async def stream_completion(
     params: dict[str, Any],
     timeout_s: float,
     on_delta: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Completion:
     """Stream one chat completion; the last usage seen wins (some servers repeat it per chunk).
 
-    ``on_delta`` is called with each piece of the answer as it arrives (live display).
-    Raises whatever the SDK or the transport raises, and ``MalformedChunkError`` for a chunk
-    that is JSON but not a chat completion chunk; ``runner.retry`` decides what is retried.
+    Choices are kept apart by their ``index`` (``n`` > 1 interleaves them); ``on_delta`` is
+    called with each piece of the first choice as it arrives (live display), and
+    ``progress`` (if given) is filled as the stream goes, for an attempt that fails.
+    Raises whatever the SDK or the transport raises, ``MalformedChunkError`` for a chunk that
+    is JSON but not a chat completion chunk, and ``IncompleteStreamError`` for a stream that
+    ends with neither a ``finish_reason`` nor ``[DONE]``; ``runner.retry`` decides what is
+    retried.
 
     The request goes through the client's ``post`` (its auth, base URL, timeouts, error
     classes and server-sent-event decoding) with the body as the runner already holds it, and
     each chunk is read as the JSON object it is. The typed ``chat.completions.create`` would
     rebuild the request params and a model object for every chunk, about half of all the
-    client-side CPU time of a call, for the six fields read here.
+    client-side CPU time of a call, for the few fields read here.
     """
     started = time.perf_counter()
+    progress = progress if progress is not None else Progress()
     body = {
         "model": model,
         "messages": messages,
@@ -77,13 +166,13 @@ async def stream_completion(
         body=body,
         cast_to=object,
         stream=True,
-        stream_cls=AsyncStream[object],
+        stream_cls=_Stream,
         options={"timeout": timeout_for(timeout_s)},
     )
-    parts: list[str] = []
+    assert isinstance(stream, _Stream)
+    progress.responded = True
+    choices: dict[int, Choice] = {}
     ttft: float | None = None
-    finish: str | None = None
-    usage: dict[str, Any] | None = None
     rid = served = fingerprint = None
     async with stream:
         async for raw in stream:
@@ -92,41 +181,61 @@ async def stream_completion(
             served = served or chunk.get("model")
             fingerprint = fingerprint or chunk.get("system_fingerprint")
             if chunk.get("usage") is not None:
-                usage = _object(chunk["usage"], "usage")
-            choices = chunk.get("choices") or []
-            if not isinstance(choices, list):
-                raise MalformedChunkError(f"choices is not a list: {choices!r:.200}")
-            for choice in choices[:1]:
-                delta = _object(_object(choice, "choice").get("delta") or {}, "delta")
-                content = delta.get("content")
-                if content:
-                    if not isinstance(content, str):
-                        raise MalformedChunkError(f"delta.content is not text: {content!r:.200}")
-                    if ttft is None:
-                        ttft = time.perf_counter() - started
-                    parts.append(content)
-                    if on_delta is not None:
-                        on_delta(content)
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+                progress.usage = _usage(_object(chunk["usage"], "usage"))
+            raw_choices = chunk.get("choices") or []
+            if not isinstance(raw_choices, list):
+                raise MalformedChunkError(f"choices is not a list: {raw_choices!r:.200}")
+            for raw_choice in raw_choices:
+                item = _object(raw_choice, "choice")
+                index = item.get("index") or 0
+                if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                    raise MalformedChunkError(f"choice index is not a number: {index!r:.200}")
+                choice = choices.get(index)
+                if choice is None:
+                    choice = choices[index] = Choice(index)
+                delta = _object(item.get("delta") or {}, "delta")
+                text = _text(delta, "content")
+                refusal = _text(delta, "refusal")
+                if (text or refusal) and ttft is None:
+                    ttft = time.perf_counter() - started
+                if text:
+                    choice.text += text
+                    progress.text.append(text)
+                    if index == 0 and on_delta is not None:
+                        on_delta(text)
+                if refusal:
+                    choice.refusal = (choice.refusal or "") + refusal
+                    progress.text.append(refusal)
+                if item.get("finish_reason"):
+                    choice.finish_reason = item["finish_reason"]
+    finished = bool(choices) and all(c.finish_reason for c in choices.values())
+    if not finished and not stream.done:
+        got = ", ".join(f"{len(c.text)} characters of choice {c.index}" for c in choices.values())
+        raise IncompleteStreamError(
+            "the stream ended without a finish_reason or [DONE] (the connection closed "
+            f"mid-answer after {got or 'no content'})"
+        )
     return Completion(
-        answer="".join(parts),
-        finish_reason=finish,
-        usage=None if usage is None else _usage(usage),
+        choices=[choices[i] for i in sorted(choices)],
+        usage=progress.usage,
         response_id=rid,
         served_model=served,
         system_fingerprint=fingerprint,
         ttft_s=ttft,
+        finished=finished,
     )
-
-
-class MalformedChunkError(ValueError):
-    """A streamed chunk that parses as JSON but is not shaped like a chat completion chunk."""
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedChunkError(f"{what} is not a JSON object: {value!r:.200}")
+    return value
+
+
+def _text(delta: dict[str, Any], key: str) -> str | None:
+    value = delta.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MalformedChunkError(f"delta.{key} is not text: {value!r:.200}")
     return value
 
 

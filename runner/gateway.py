@@ -2,16 +2,19 @@
 
 A ``Gateway`` is shared by every job that runs in one event loop (a run, or a whole sweep
 under the runner launcher), so the concurrency limit, each endpoint's rate limits and the
-HTTP connection pools are shared too.
+HTTP connection pools are shared too. Identical requests in flight at once are sent once
+(when the cache is on): the others wait for that answer and are cache hits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -21,22 +24,46 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from runner.cache import ResponseCache, cache_key
 from runner.config import ModelPreset, RetryPolicy
 from runner.echo import ECHO_BASE_URL, echo_transport
-from runner.engine import Completion, stream_completion
+from runner.engine import Completion, Progress, stream_completion
 from runner.errors import CredentialsError
 from runner.limits import RateLimits
-from runner.record import CallError
-from runner.retry import backoff_s, classify
+from runner.record import AttemptError, CallError, TokenUsage, estimated_usage
+from runner.retry import backoff_s, charged, classify
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class CallOutcome:
-    """A completion or the error that ended the last attempt, with how it was got."""
+    """A completion or the error that ended the last attempt, with how it was got.
+
+    ``attempt_errors`` lists every failed attempt (retried ones and a final one);
+    ``charged`` holds what the failed attempts the server billed had received.
+    """
 
     completion: Completion | None
     error: CallError | None
     attempts: int
     cache_hit: bool
     latency_s: float | None
+    attempt_errors: list[AttemptError] = field(default_factory=list)
+    charged: list[Progress] = field(default_factory=list)
+
+
+def charged_usage(
+    outcome: CallOutcome, prompt_tokens: int, count_text: Callable[[str], int]
+) -> TokenUsage | None:
+    """What the failed attempts the server billed had used (None when there were none): the
+    usage a broken stream reported, else the prompt and what had streamed by then (a lower
+    bound, ``source`` "estimate")."""
+    if not outcome.charged:
+        return None
+    prompt = completion = 0
+    for progress in outcome.charged:
+        usage = progress.usage or estimated_usage(count_text, prompt_tokens, "".join(progress.text))
+        prompt += usage.prompt_tokens or 0
+        completion += usage.completion_tokens or 0
+    return TokenUsage(prompt, completion, prompt + completion, None, None, "estimate")
 
 
 def api_key_for(preset: ModelPreset) -> str:
@@ -64,8 +91,13 @@ class Gateway:
         self._sending = asyncio.Event()
         self._sending.set()
         self._clients: dict[tuple[str, str | None, str | None], AsyncOpenAI] = {}
-        self._limits: dict[tuple[str | None, str], RateLimits] = {}
+        self._limits: dict[tuple[str, str], RateLimits] = {}
         self._secrets: set[str] = set()
+        self._in_flight: dict[str, asyncio.Future[Completion | None]] = {}
+        # SQLite work off the event loop, on one thread (diskcache connections are per thread)
+        self._cache_thread = concurrent.futures.ThreadPoolExecutor(1, "runner-cache")
+        self._cache_warned = False
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # between attempts
 
     def hold(self) -> None:
         """Keep requests from going out until ``release`` (cache hits are still answered)."""
@@ -90,8 +122,12 @@ class Gateway:
             self._clients[key] = client
         return client
 
+    def endpoint_for(self, preset: ModelPreset) -> str:
+        """The base URL calls of ``preset`` actually go to (``OPENAI_BASE_URL`` included)."""
+        return str(self.client_for(preset).base_url).rstrip("/")
+
     def limits_for(self, preset: ModelPreset) -> RateLimits:
-        key = (preset.base_url, preset.name)
+        key = (self.endpoint_for(preset), preset.name)
         limits = self._limits.get(key)
         if limits is None:
             limits = self._limits[key] = RateLimits(preset.rpm, preset.tpm)
@@ -114,16 +150,51 @@ class Gateway:
         """
         key = None
         if self.cache is not None:
-            key = cache_key(preset.base_url, preset.name, messages, params)
-            hit = self.cache.get(key)
-            if hit is not None:
-                completion = Completion.from_cache(hit)
-                if on_delta is not None and completion.answer:
-                    on_delta(completion.answer)
-                return CallOutcome(completion, None, 0, True, 0.0)
+            key = cache_key(self.endpoint_for(preset), preset.name, messages, params)
+            while True:
+                hit = await self._cache_get(key)
+                if hit is None:
+                    leader = self._in_flight.get(key)
+                    if leader is None:
+                        break
+                    # the same request is on its way: its answer will be ours
+                    hit = await asyncio.shield(leader)
+                    if hit is None:
+                        continue  # it failed: ask again (or take the lead)
+                    hit = Completion.from_cache(hit.to_cache())
+                if on_delta is not None and hit.answer:
+                    on_delta(hit.answer)
+                return CallOutcome(hit, None, 0, True, 0.0)
+            self._in_flight[key] = asyncio.get_running_loop().create_future()
+        outcome: CallOutcome | None = None
+        try:
+            outcome = await self._call(
+                preset, messages, params, estimated_tokens, retry, timeout_s, on_delta
+            )
+        finally:
+            if key is not None:
+                done = outcome.completion if outcome is not None else None
+                cacheable = done if done is not None and done.cacheable else None
+                if cacheable is not None:
+                    await self._cache_put(key, cacheable.to_cache())
+                self._in_flight.pop(key).set_result(cacheable)
+        return outcome
+
+    async def _call(
+        self,
+        preset: ModelPreset,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        estimated_tokens: int,
+        retry: RetryPolicy,
+        timeout_s: float,
+        on_delta: Callable[[str | None], None] | None,
+    ) -> CallOutcome:
         client = self.client_for(preset)
         limits = self.limits_for(preset)
         await self._sending.wait()
+        attempt_errors: list[AttemptError] = []
+        billed: list[Progress] = []
 
         def wait(state: RetryCallState) -> float:
             failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]
@@ -140,33 +211,54 @@ class Gateway:
 
         def stop(state: RetryCallState) -> bool:
             # A 429 that says when to come back is the server pacing us, not a failure: it
-            # does not use up an attempt, but the call gives up after retry.max_wait_s.
+            # does not use up an attempt, but the call gives up after retry.max_wait_s, and
+            # never sleeps past it.
             nonlocal free_retries
             failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]
             if failure.error.status == 429 and failure.retry_after_s is not None:
                 free_retries += 1
-            if (state.seconds_since_start or 0.0) >= retry.max_wait_s:
+            if (state.seconds_since_start or 0.0) + state.upcoming_sleep > retry.max_wait_s:
                 return True
             return state.attempt_number - free_retries >= retry.max_attempts
 
         retrying = AsyncRetrying(
+            sleep=self.sleep,
             stop=stop,
             wait=wait,
             retry=retry_if_exception(lambda exc: classify(exc).retryable),
             reraise=True,
         )
         started = time.perf_counter()
+        deadline = time.monotonic() + retry.max_wait_s
         try:
             async for attempt in retrying:
                 with attempt:
-                    await limits.acquire(estimated_tokens)
-                    async with self._slots:
-                        started = time.perf_counter()
-                        if on_delta is not None and attempt.retry_state.attempt_number > 1:
-                            on_delta(None)
-                        completion = await stream_completion(
-                            client, preset.name, messages, params, timeout_s, on_delta
+                    number = attempt.retry_state.attempt_number
+                    progress = Progress()
+                    try:
+                        await limits.acquire(estimated_tokens, deadline)
+                        async with self._slots:
+                            started = time.perf_counter()
+                            if on_delta is not None and number > 1:
+                                on_delta(None)
+                            completion = await stream_completion(
+                                client,
+                                preset.name,
+                                messages,
+                                params,
+                                timeout_s,
+                                on_delta,
+                                progress,
+                            )
+                    except Exception as exc:
+                        error = classify(exc).error
+                        was_charged = charged(exc, progress.responded)
+                        attempt_errors.append(
+                            AttemptError(number, error.type, error.status, was_charged)
                         )
+                        if was_charged:
+                            billed.append(progress)
+                        raise
         except Exception as exc:  # every API failure becomes an error record
             error = classify(exc).error
             error.message = self._scrub(error.message)
@@ -176,16 +268,47 @@ class Gateway:
                 retrying.statistics.get("attempt_number", 1),
                 False,
                 time.perf_counter() - started,
+                attempt_errors,
+                billed,
             )
-        if key is not None and self.cache is not None:
-            self.cache.put(key, completion.to_cache())
         return CallOutcome(
             completion,
             None,
             retrying.statistics["attempt_number"],
             False,
             time.perf_counter() - started,
+            attempt_errors,
+            billed,
         )
+
+    async def _cache_get(self, key: str) -> Completion | None:
+        assert self.cache is not None
+        loop = asyncio.get_running_loop()
+        try:
+            data = await loop.run_in_executor(self._cache_thread, self.cache.get, key)
+            return None if data is None else Completion.from_cache(data)
+        except Exception as exc:  # a cache that fails is a miss, never a failed call
+            self._warn_cache("read", exc)
+            return None
+
+    async def _cache_put(self, key: str, value: dict[str, Any]) -> None:
+        assert self.cache is not None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._cache_thread, self.cache.put, key, value)
+        except Exception as exc:
+            self._warn_cache("write", exc)
+
+    def _warn_cache(self, what: str, exc: Exception) -> None:
+        if not self._cache_warned:
+            self._cache_warned = True
+            log.warning(
+                "response cache %s failed (%s: %s): calls go on without it; check cache.dir "
+                "or set cache.enabled=false",
+                what,
+                type(exc).__name__,
+                exc,
+            )
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -197,3 +320,4 @@ class Gateway:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+        self._cache_thread.shutdown(wait=True)

@@ -1,33 +1,49 @@
 """One job: plan its conversations, ask them (turns in order, conversations concurrently), and
-write a record the moment each call completes."""
+write the records of each call the moment it completes."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from runner.config import RunConfig, sampling_params, token_budget
-from runner.errors import BudgetError, ConfigError, QuestionsError
-from runner.gateway import CallOutcome, Gateway, api_key_for
-from runner.history import Exchange, build_prompt, exchange
+from runner.errors import BudgetError, ConfigError, QuestionsError, RunnerError
+from runner.gateway import CallOutcome, Gateway, api_key_for, charged_usage
+from runner.history import Exchange, Prompt, build_prompt, exchange
 from runner.questions import Conversation, Turn, load_conversations
-from runner.record import CallError, TokenUsage, TranscriptRecord, cost_usd, estimated_usage
+from runner.record import (
+    CallError,
+    TokenUsage,
+    TranscriptRecord,
+    cost_usd,
+    estimated_usage,
+    split_usage,
+)
 from runner.scoring import check_scorer, score_answer
 from runner.tokens import TokenCounter, encoding_for, get_counter
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter, read_records, repair
 
+log = logging.getLogger(__name__)
+
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+SUPERSEDED_NAME = "superseded.jsonl"
 
 
 class RecordSink(Protocol):
-    """Told about every record as it is written (the progress display)."""
+    """Told about every call as its records are written (the progress display)."""
 
-    def record_done(self, record: TranscriptRecord) -> None: ...
+    def call_done(self, records: Sequence[dict[str, Any]]) -> None: ...
+
+
+class TranscriptWriteError(RunnerError):
+    """A transcript cannot be written (a full disk): the job stops, its records so far stay."""
 
 
 @dataclass
@@ -54,7 +70,13 @@ class JobPlan:
 
     @property
     def calls(self) -> int:
+        """API calls the job makes (each gives ``choices`` records)."""
         return sum(len(c.turns) for c in self.conversations)
+
+    @property
+    def choices(self) -> int:
+        """Answers each call asks for (the sampling param ``n``)."""
+        return int(self.params.get("n") or 1)
 
     @property
     def transcript(self) -> Path:
@@ -85,9 +107,10 @@ def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> J
         api_key_for(run.model)
     budget, reserved = token_budget(run)
     params = sampling_params(run)
+    # What shapes the answers, and so the records' identity. The endpoint is not in it: the
+    # same model behind another base URL is checked on resume instead (``_check_resumable``).
     shaping = {
         "model": run.model.name,
-        "base_url": run.model.base_url,
         "engine": run.model.engine,
         "system": run.system.message,
         "params": params,
@@ -113,28 +136,28 @@ def _check_scorers(run: RunConfig, conversations: list[Conversation]) -> None:
         raise QuestionsError(problem + "; fix the question set or its scorer")
 
 
-def record_id(config_hash: str, conversation_id: str, turn: int) -> str:
-    """The resume key: stable across re-runs of the same job config."""
-    return hashlib.sha256(f"{config_hash}\0{conversation_id}\0{turn}".encode()).hexdigest()[:20]
+def record_id(config_hash: str, conversation: Conversation, turn: int, choice: int = 0) -> str:
+    """The resume key of one answer: the job's config, the conversation's id, and the text and
+    expected answer of this turn and every turn before it (so an edited or inserted item is
+    asked again, and an answer is never paired with another question), and the choice."""
+    asked = [[t.question, t.expected] for t in conversation.turns[:turn]]
+    blob = json.dumps([config_hash, conversation.id, asked, choice], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
 
 async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None = None) -> JobResult:
-    """Ask every conversation of a plan; returns the job's totals. Records are on disk as made."""
+    """Ask every conversation of a plan; returns the job's totals. Records are on disk as made.
+
+    An unexpected exception in one conversation becomes its error record and the others go
+    on; only a transcript that cannot be written stops the job (``TranscriptWriteError``).
+    """
     path = plan.transcript
-    done: dict[str, dict[str, Any]] = {}
-    if path.exists() and path.stat().st_size:
-        if not plan.run.resume:
-            raise ConfigError(
-                f"{path} already holds records: pass resume=true to finish that run, "
-                "or choose a new hydra.run.dir / hydra.sweep.dir"
-            )
-        repair(path)
-        done = {r["record_id"]: r for r in read_records(path)}
-    result = JobResult()
     base_url = None
     if plan.run.model.engine != "echo":
-        base_url = str(gateway.client_for(plan.run.model).base_url).rstrip("/")
-    with TranscriptWriter(path) as writer:
+        base_url = gateway.endpoint_for(plan.run.model)
+    done = _resume(plan, base_url)
+    result = JobResult()
+    with _open_writer(path) as writer:
         runner = _JobRunner(plan, gateway, writer, result, done, base_url, sink)
         # A fixed pool of workers takes conversations in turn: per-call state (prompts, retry
         # state, coroutine frames) exists only for what is about to be sent, not for every
@@ -146,8 +169,124 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
                 await runner.ask(conversation)
 
         workers = min(len(plan.conversations), 2 * gateway.concurrency)
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        except* TranscriptWriteError as failed:
+            raise failed.exceptions[0] from None
     return result
+
+
+def _open_writer(path: Path) -> TranscriptWriter:
+    try:
+        return TranscriptWriter(path)
+    except OSError as exc:
+        raise TranscriptWriteError(
+            f"cannot open {path} for writing ({exc.strerror or exc}): choose another "
+            "hydra.run.dir / hydra.sweep.dir"
+        ) from None
+
+
+def _resume(plan: JobPlan, base_url: str | None) -> dict[str, dict[str, Any]]:
+    """The records a killed run already wrote, by ``record_id``; ``{}`` for a new job.
+
+    Refuses (``ConfigError``) to append to a transcript without ``resume=true``, or one
+    written by another config or against another base URL. Records of items no longer in
+    the question set, or changed since, move to ``superseded.jsonl`` beside it, so that the
+    transcript holds this experiment's records only.
+    """
+    path = plan.transcript
+    if not (path.exists() and path.stat().st_size):
+        return {}
+    if not plan.run.resume:
+        raise ConfigError(
+            f"{path} already holds records: pass resume=true to finish that run, "
+            "or choose a new hydra.run.dir / hydra.sweep.dir"
+        )
+    repair(path)
+    try:
+        records = list(read_records(path))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{exc}: resume cannot trust this transcript; fix or remove that line, or choose "
+            "a new hydra.run.dir / hydra.sweep.dir"
+        ) from None
+    _check_resumable(plan, records, base_url)
+    wanted = {
+        record_id(plan.config_hash, conv, number, choice)
+        for conv in plan.conversations
+        for number in range(1, len(conv.turns) + 1)
+        for choice in range(plan.choices)
+    }
+    done: dict[str, dict[str, Any]] = {}
+    stale: list[dict[str, Any]] = []
+    for record in records:
+        rid = record.get("record_id")
+        if rid in wanted and rid not in done:
+            done[rid] = record
+        else:
+            stale.append(record)
+    if stale:
+        _set_aside(path, list(done.values()), stale)
+    return done
+
+
+def _check_resumable(plan: JobPlan, records: list[dict[str, Any]], base_url: str | None) -> None:
+    """Refuse to resume into a transcript another config (or another endpoint) wrote."""
+    for number, record in enumerate(records, start=1):
+        if record.get("base_url") != base_url:
+            raise ConfigError(
+                f"{plan.transcript} was written against base_url {record.get('base_url')}, and "
+                f"this run sends to {base_url}: resume with the same model.base_url (and "
+                "OPENAI_BASE_URL), or choose a new hydra.run.dir / hydra.sweep.dir"
+            )
+        theirs = record.get("config_hash")
+        if theirs != plan.config_hash:
+            differs = _first_difference(plan, record)
+            raise ConfigError(
+                f"{plan.transcript} (record {number}) was written by another config ({differs}): "
+                "resume with the settings it was run with, or choose a new hydra.run.dir / "
+                "hydra.sweep.dir"
+            )
+
+
+def _first_difference(plan: JobPlan, record: dict[str, Any]) -> str:
+    run = plan.run
+    ours = {
+        "model": run.model.name,
+        "system_message": run.system.message,
+        "params": plan.params,
+        "question_set": run.questions.name,
+    }
+    for key, value in ours.items():
+        if record.get(key) != value:
+            return f"{key} was {record.get(key)!r}, now {value!r}"
+    return "max_history, token_budget or the model's limits differ"
+
+
+def _set_aside(path: Path, keep: list[dict[str, Any]], stale: list[dict[str, Any]]) -> None:
+    """Move ``stale`` records to ``superseded.jsonl`` and rewrite the transcript with ``keep``.
+
+    The stale records are appended to the side file first, then the transcript is replaced
+    in one rename: a crash at any point loses no record (at worst one is in both files).
+    """
+    aside = path.with_name(SUPERSEDED_NAME)
+    with TranscriptWriter(aside) as writer:
+        for record in stale:
+            writer.write(record)
+    fresh = path.with_name(path.name + ".rewrite")
+    fresh.unlink(missing_ok=True)
+    with TranscriptWriter(fresh) as writer:
+        for record in keep:
+            writer.write(record)
+    fresh.replace(path)
+    log.info(
+        "%s: %d record(s) of items no longer in the question set (or changed) moved to %s",
+        path,
+        len(stale),
+        aside.name,
+    )
 
 
 class _JobRunner:
@@ -163,63 +302,175 @@ class _JobRunner:
     ) -> None:
         self.plan, self.gateway, self.writer, self.result = plan, gateway, writer, result
         self.done, self.base_url, self.sink = done, base_url, sink
-        self.created = datetime.now(UTC)
+        self.written: set[str] = set()
 
     async def ask(self, conv: Conversation) -> None:
-        run, plan = self.plan.run, self.plan
+        """Ask a conversation's turns in order; a failed turn skips the ones after it.
+
+        An unexpected exception (a bug, in a scorer say) ends this conversation with an error
+        record; whatever was already written stays, and other conversations go on.
+        """
         history: list[Exchange] = []
         failed_turn: int | None = None
         for number, turn in enumerate(conv.turns, start=1):
-            rid = record_id(plan.config_hash, conv.id, number)
-            previous = self.done.get(rid)
-            if previous is not None:  # resumed: reuse the answer, send nothing
-                self._count(previous)
-                if previous.get("answer") is None:
+            ids = [
+                record_id(self.plan.config_hash, conv, number, c) for c in range(self.plan.choices)
+            ]
+            previous = [self.done.get(rid) for rid in ids]
+            if all(p is not None for p in previous):  # resumed: reuse the answers, send nothing
+                kept = [p for p in previous if p is not None]
+                self._count(kept)
+                self._tell(kept)
+                if kept[0].get("error") is not None or kept[0].get("answer") is None:
                     failed_turn = failed_turn or number
                 else:
-                    history.append(exchange(turn.question, previous["answer"]))
+                    history.append(exchange(turn.question, kept[0]["answer"]))
                 continue
             if failed_turn is not None:
-                self._write(self._record(rid, conv, number, turn, [], 0, None, skipped=failed_turn))
+                skipped = CallError(
+                    "Skipped", f"not asked: turn {failed_turn} of this conversation failed"
+                )
+                self._write(self._failed(ids, conv, number, turn, skipped))
                 continue
             try:
-                prompt = build_prompt(
-                    run.system.message,
-                    history,
-                    turn.question,
-                    plan.counter,
-                    plan.budget,
-                    plan.reserved,
-                    run.max_history,
-                )
-            except BudgetError as exc:
-                error = CallError("BudgetError", str(exc))
-                self._write(self._record(rid, conv, number, turn, [], 0, None, error=error))
+                first = await self._ask_turn(conv, number, turn, ids, history)
+            except (TranscriptWriteError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                log.exception("unexpected error in conversation %r, turn %d", conv.id, number)
+                error = CallError("InternalError", f"{type(exc).__name__}: {exc}"[:500])
+                unwritten = [rid for rid in ids if rid not in self.written]
+                if unwritten:
+                    self._write(self._failed(unwritten, conv, number, turn, error))
                 failed_turn = number
                 continue
-            outcome = await self.gateway.complete(
-                run.model,
-                prompt.messages,
-                plan.params,
-                prompt.prompt_tokens + plan.reserved,
-                run.retry,
-                run.timeout_s,
-            )
-            record = self._record(
-                rid,
-                conv,
-                number,
-                turn,
-                prompt.messages,
-                prompt.dropped_messages,
-                prompt.prompt_tokens,
-                outcome=outcome,
-            )
-            self._write(record)
-            if record.answer is None:
+            if first.error is not None or first.answer is None:
                 failed_turn = number
             else:
-                history.append(exchange(turn.question, record.answer))
+                history.append(exchange(turn.question, first.answer))
+
+    async def _ask_turn(
+        self,
+        conv: Conversation,
+        number: int,
+        turn: Turn,
+        ids: list[str],
+        history: list[Exchange],
+    ) -> TranscriptRecord:
+        """Make one call and write its records (one per choice); returns the first choice's."""
+        run, plan = self.plan.run, self.plan
+        try:
+            prompt = build_prompt(
+                run.system.message,
+                history,
+                turn.question,
+                plan.counter,
+                plan.budget,
+                plan.reserved,
+                run.max_history,
+            )
+        except BudgetError as exc:
+            records = self._failed(ids, conv, number, turn, CallError("BudgetError", str(exc)))
+            self._write(records)
+            return records[0]
+        outcome = await self.gateway.complete(
+            run.model,
+            prompt.messages,
+            plan.params,
+            prompt.prompt_tokens + plan.reserved,
+            run.retry,
+            run.timeout_s,
+        )
+        records = self._call_records(ids, conv, number, turn, prompt, outcome)
+        self._write(records)
+        return records[0]
+
+    def _failed(
+        self, ids: list[str], conv: Conversation, number: int, turn: Turn, error: CallError
+    ) -> list[TranscriptRecord]:
+        """Error records of a call that was not made: one per choice it would have given."""
+        return [
+            self._record(rid, conv, number, turn, choice=index, error=error)
+            for index, rid in enumerate(ids)
+        ]
+
+    def _call_records(
+        self,
+        ids: list[str],
+        conv: Conversation,
+        number: int,
+        turn: Turn,
+        prompt: Prompt,
+        outcome: CallOutcome,
+    ) -> list[TranscriptRecord]:
+        """The records of one call: one per choice asked for, sharing the call's usage."""
+        prices = self.plan.run.model.prices
+        counter = self.plan.counter
+        retried = charged_usage(outcome, prompt.prompt_tokens, counter.count_text)
+        retry_cost = cost_usd(retried, prices) if retried is not None else 0.0
+        common: dict[str, Any] = {
+            "messages": prompt.messages,
+            "dropped": prompt.dropped_messages,
+            "estimate": prompt.prompt_tokens,
+            "outcome": outcome,
+        }
+        completion = outcome.completion
+        if completion is None:  # every choice failed with the call; the cost goes on the first
+            unknown = any(a.charged is None for a in outcome.attempt_errors)
+            cost = retry_cost if retried is not None else (None if unknown else 0.0)
+            return [
+                self._record(
+                    rid,
+                    conv,
+                    number,
+                    turn,
+                    **common,
+                    choice=index,
+                    cost=cost if index == 0 else 0.0,
+                    retried=retried if index == 0 else None,
+                )
+                for index, rid in enumerate(ids)
+            ]
+        usage = completion.usage or estimated_usage(
+            counter.count_text, prompt.prompt_tokens, "".join(c.text for c in completion.choices)
+        )
+        weights = [counter.count_text(c.text + (c.refusal or "")) for c in completion.choices]
+        shares = split_usage(usage, weights)
+        records = []
+        for index, rid in enumerate(ids):
+            choice = completion.choices[index] if index < len(completion.choices) else None
+            if choice is None or choice.index != index:
+                error = CallError(
+                    "MissingChoice",
+                    f"asked for n={len(ids)} answers, the server sent {len(completion.choices)}: "
+                    "it may not support n; set sampling.n=null",
+                )
+                records.append(
+                    self._record(rid, conv, number, turn, **common, choice=index, error=error)
+                )
+                continue
+            share = shares[index]
+            cost = cost_usd(share, prices)
+            if index == 0 and cost is not None and retry_cost is not None:
+                cost += retry_cost
+            cached_cost = None
+            if outcome.cache_hit:
+                cached_cost, cost = cost, 0.0
+            records.append(
+                self._record(
+                    rid,
+                    conv,
+                    number,
+                    turn,
+                    **common,
+                    choice=index,
+                    usage=share,
+                    cost=cost,
+                    cached_cost=cached_cost,
+                    retried=retried if index == 0 else None,
+                )
+            )
+        return records
 
     def _record(
         self,
@@ -227,27 +478,31 @@ class _JobRunner:
         conv: Conversation,
         number: int,
         turn: Turn,
-        messages: list[dict[str, str]],
-        dropped: int,
-        estimate: int | None,
         *,
+        messages: list[dict[str, str]] | None = None,
+        dropped: int = 0,
+        estimate: int | None = None,
         outcome: CallOutcome | None = None,
+        choice: int = 0,
+        usage: TokenUsage | None = None,
+        cost: float | None = None,
+        cached_cost: float | None = None,
+        retried: TokenUsage | None = None,
         error: CallError | None = None,
-        skipped: int | None = None,
     ) -> TranscriptRecord:
         run, plan = self.plan.run, self.plan
         completion = outcome.completion if outcome else None
+        picked = None
+        if completion is not None and error is None and choice < len(completion.choices):
+            picked = completion.choices[choice]
         if outcome is not None and outcome.error is not None:
             error = outcome.error
-        if skipped is not None:
-            error = CallError("Skipped", f"not asked: turn {skipped} of this conversation failed")
-        usage = TokenUsage(source="none")
-        if completion is not None:
-            usage = completion.usage or estimated_usage(
-                plan.counter.count_text, estimate, completion.answer
-            )
-        return TranscriptRecord(
+        if picked is not None and error is None:
+            error = picked.error()
+        answer = picked.text if picked is not None and picked.refusal is None else None
+        record = TranscriptRecord(
             record_id=rid,
+            config_hash=plan.config_hash,
             job=plan.info.job,
             overrides=list(plan.info.overrides),
             created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -260,46 +515,76 @@ class _JobRunner:
             question_set=run.questions.name,
             conversation_id=conv.id,
             turn=number,
+            choice=choice,
             question=turn.question,
-            answer=completion.answer if completion else None,
+            answer=answer,
+            refusal=picked.refusal if picked is not None else None,
             expected=turn.expected,
-            messages=messages,
+            messages=messages or [],
             dropped_messages=dropped,
-            usage=usage,
+            usage=usage or TokenUsage(source="none"),
             estimated_prompt_tokens=estimate,
             token_count_method=plan.counter.method,
-            cost_usd=cost_usd(usage, run.model.prices) if completion else None,
+            cost_usd=cost,
+            cached_cost_usd=cached_cost,
+            retried_usage=retried,
             latency_s=_round(outcome.latency_s) if outcome else None,
             ttft_s=_round(completion.ttft_s) if completion else None,
             attempts=outcome.attempts if outcome else 0,
             cache_hit=outcome.cache_hit if outcome else False,
-            finish_reason=completion.finish_reason if completion else None,
+            finish_reason=picked.finish_reason if picked is not None else None,
             response_id=completion.response_id if completion else None,
             served_model=completion.served_model if completion else None,
             system_fingerprint=completion.system_fingerprint if completion else None,
+            attempt_errors=list(outcome.attempt_errors) if outcome else [],
             error=error,
-            score=score_answer(completion.answer, turn.expected, run.questions.scorer, turn.scorer)
-            if completion
-            else None,
         )
+        if error is None and answer is not None:
+            try:
+                record.score = score_answer(
+                    answer, turn.expected, run.questions.scorer, turn.scorer
+                )
+            except Exception as exc:  # a scorer bug must not lose a call already paid for
+                log.exception("scorer failed on conversation %r, turn %d", conv.id, number)
+                record.error = CallError("ScorerError", f"{type(exc).__name__}: {exc}"[:500])
+        return record
 
-    def _write(self, record: TranscriptRecord) -> None:
-        data = record.to_dict()
-        self.writer.write(data)
+    def _write(self, records: list[TranscriptRecord]) -> None:
+        # a resumed call whose records were only partly written keeps the ones on disk
+        data = [r.to_dict() for r in records if r.record_id not in self.done]
+        try:
+            for item in data:
+                self.writer.write(item)
+                self.written.add(item["record_id"])
+        except OSError as exc:
+            raise TranscriptWriteError(
+                f"cannot write {self.writer.path} ({exc.strerror or exc}): free some space (or "
+                "fix the file system), then run the same command with resume=true; the records "
+                "written so far are kept"
+            ) from None
         self._count(data)
-        if self.sink is not None:
-            self.sink.record_done(record)
+        self._tell(data)
 
-    def _count(self, record: dict[str, Any]) -> None:
-        self.result.calls += 1
-        error = record.get("error")
-        if error:
-            self.result.errors += 1
-            if error.get("type") == "Skipped":
-                self.result.skipped += 1
-        self.result.cost_usd += record.get("cost_usd") or 0.0
-        if record.get("score") is not None:
-            self.result.scores.append(record["score"])
+    def _tell(self, records: Sequence[dict[str, Any]]) -> None:
+        if self.sink is None:
+            return
+        try:
+            self.sink.call_done(records)
+        except Exception:  # the display must never stop the calls
+            log.exception("the progress display failed")
+            self.sink = None
+
+    def _count(self, records: Sequence[dict[str, Any]]) -> None:
+        for record in records:
+            self.result.calls += 1
+            error = record.get("error")
+            if error:
+                self.result.errors += 1
+                if error.get("type") == "Skipped":
+                    self.result.skipped += 1
+            self.result.cost_usd += record.get("cost_usd") or 0.0
+            if record.get("score") is not None:
+                self.result.scores.append(record["score"])
 
 
 def _round(value: float | None) -> float | None:

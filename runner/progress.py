@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from tqdm import tqdm
-
-from runner.record import TranscriptRecord
 
 
 class Progress:
@@ -34,11 +34,13 @@ class Progress:
         self._bar.total = (self._bar.total or 0) + n
         self._bar.refresh()
 
-    def record_done(self, record: TranscriptRecord) -> None:
-        if record.error is not None:
-            self.errors += 1
-        self.tokens += record.usage.total_tokens or 0
-        self.cost_usd += record.cost_usd or 0.0
+    def call_done(self, records: Sequence[dict[str, Any]]) -> None:
+        """A call's records were written (one per choice; none for a call already done)."""
+        for record in records:
+            if record.get("error") is not None:
+                self.errors += 1
+            self.tokens += (record.get("usage") or {}).get("total_tokens") or 0
+            self.cost_usd += record.get("cost_usd") or 0.0
         self._bar.set_postfix_str(
             f"errors={self.errors} tokens={self.tokens:,} cost=${self.cost_usd:.4f}", refresh=False
         )

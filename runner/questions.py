@@ -9,6 +9,7 @@ Every error names the file and the line.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,15 @@ class Turn:
 
 @dataclass(frozen=True)
 class Conversation:
-    """Turns asked in order, each one seeing the answers before it."""
+    """Turns asked in order, each one seeing the answers before it.
+
+    An item without an ``id`` gets one derived from its content (``q-`` and a short hash), so
+    it stays the same when other items are added, removed or reordered.
+    """
 
     id: str
     turns: tuple[Turn, ...]
+    derived_id: bool = False
 
 
 def load_conversations(qset: QuestionSet) -> list[Conversation]:
@@ -51,7 +57,12 @@ def load_conversations(qset: QuestionSet) -> list[Conversation]:
             f"question set {qset.name!r} has no questions: add items or set questions.path"
         )
     seen: set[str] = set()
-    for conv in conversations:
+    for i, conv in enumerate(conversations):
+        if conv.id in seen and conv.derived_id:  # the same item twice: number the copies
+            copy = 2
+            while f"{conv.id}-{copy}" in seen:
+                copy += 1
+            conv = conversations[i] = Conversation(f"{conv.id}-{copy}", conv.turns, True)
         if conv.id in seen:
             raise QuestionsError(
                 f"question set {qset.name!r} has the id {conv.id!r} twice: ids must be unique"
@@ -134,7 +145,6 @@ def _from_mapping(data: Any, where: str, index: int) -> Conversation:
     has_question, has_turns = "question" in data, "turns" in data
     if has_question == has_turns:
         raise QuestionsError(f"{where}: give either 'question' or 'turns', not both or neither")
-    conv_id = str(data.get("id", f"q{index + 1}"))
     if has_question:
         turns = [_turn({k: data[k] for k in _TURN_KEYS if k in data}, where)]
     else:
@@ -142,7 +152,14 @@ def _from_mapping(data: Any, where: str, index: int) -> Conversation:
         if not isinstance(raw_turns, list) or not raw_turns:
             raise QuestionsError(f"{where}: 'turns' must be a non-empty list")
         turns = [_turn(t, f"{where}, turn {n}") for n, t in enumerate(raw_turns, start=1)]
-    return Conversation(conv_id, tuple(turns))
+    if "id" in data:
+        return Conversation(str(data["id"]), tuple(turns))
+    return Conversation(_content_id(turns), tuple(turns), derived_id=True)
+
+
+def _content_id(turns: list[Turn]) -> str:
+    blob = json.dumps([[t.question, t.expected, t.scorer] for t in turns], ensure_ascii=False)
+    return "q-" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:8]
 
 
 def _turn(data: Any, where: str) -> Turn:

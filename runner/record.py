@@ -19,12 +19,15 @@ class TokenUsage:
     total_tokens: int | None = None
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
-    source: str = "api"  # "api": reported by the server; "estimate": counted locally
+    # "api": reported by the server; "api_split": the server's figures for a call with n > 1
+    # choices, shared among them (see ``split_usage``); "estimate": counted locally;
+    # "none": no call was made
+    source: str = "api"
 
 
 @dataclass
 class CallError:
-    """Why a call produced no answer."""
+    """Why a call produced no answer (or, for ``ContentFilter``, only part of one)."""
 
     type: str
     message: str
@@ -32,11 +35,27 @@ class CallError:
 
 
 @dataclass
+class AttemptError:
+    """One attempt of a call that failed, and whether the server may have billed it.
+
+    ``charged`` is true when the server had started answering (an HTTP 200: it bills the
+    tokens it generated), false when it refused the request (an error status, or no
+    connection), and null when it cannot be known (the connection broke before any answer).
+    """
+
+    attempt: int
+    type: str
+    status: int | None = None
+    charged: bool | None = None
+
+
+@dataclass(kw_only=True)
 class TranscriptRecord:
     """One API call: identity, config, content, tokens and cost, timing and provenance."""
 
     # identity
     record_id: str
+    config_hash: str = ""
     job: int | None
     overrides: list[str]
     created_at: str
@@ -51,8 +70,10 @@ class TranscriptRecord:
     # content
     conversation_id: str
     turn: int
+    choice: int = 0
     question: str
     answer: str | None
+    refusal: str | None = None
     expected: str | None
     messages: list[dict[str, str]]
     dropped_messages: int
@@ -61,6 +82,8 @@ class TranscriptRecord:
     estimated_prompt_tokens: int | None
     token_count_method: str
     cost_usd: float | None
+    cached_cost_usd: float | None = None
+    retried_usage: TokenUsage | None = None
     # timing and provenance
     latency_s: float | None
     ttft_s: float | None
@@ -70,6 +93,7 @@ class TranscriptRecord:
     response_id: str | None
     served_model: str | None
     system_fingerprint: str | None
+    attempt_errors: list[AttemptError] = field(default_factory=list)
     error: CallError | None = None
     score: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +104,10 @@ class TranscriptRecord:
         # of every message list is a measurable share of a fast run's CPU.
         data = {f.name: getattr(self, f.name) for f in _FIELDS}
         data["usage"] = dataclasses.asdict(self.usage)
+        data["retried_usage"] = (
+            None if self.retried_usage is None else dataclasses.asdict(self.retried_usage)
+        )
+        data["attempt_errors"] = [dataclasses.asdict(a) for a in self.attempt_errors]
         data["error"] = None if self.error is None else dataclasses.asdict(self.error)
         if not data["extra"]:
             del data["extra"]
@@ -95,6 +123,46 @@ def estimated_usage(
     """Usage counted locally, for a server that reported none (``source`` says so)."""
     completion = count_text(answer) if answer else 0
     return TokenUsage(prompt, completion, (prompt or 0) + completion, None, None, "estimate")
+
+
+def split_usage(usage: TokenUsage, weights: list[int]) -> list[TokenUsage]:
+    """One call's usage shared among its ``n`` choices, so that each figure sums to the call's.
+
+    The prompt was sent (and billed) once: its tokens, cached ones included, go to the first
+    choice. Completion and reasoning tokens are shared in proportion to ``weights`` (each
+    choice's own token count), as whole numbers by the largest remainder.
+    """
+    if len(weights) <= 1:
+        return [usage]
+    source = "api_split" if usage.source == "api" else usage.source
+    shares = [TokenUsage(source=source) for _ in weights]
+    shares[0].prompt_tokens = usage.prompt_tokens
+    shares[0].cached_tokens = usage.cached_tokens
+    for i in range(1, len(shares)):
+        shares[i].prompt_tokens = 0 if usage.prompt_tokens is not None else None
+        shares[i].cached_tokens = 0 if usage.cached_tokens is not None else None
+    for name in ("completion_tokens", "reasoning_tokens"):
+        total = getattr(usage, name)
+        parts = _apportion(total, weights) if total is not None else [None] * len(weights)
+        for share, part in zip(shares, parts, strict=True):
+            setattr(share, name, part)
+    for share in shares:
+        if share.prompt_tokens is not None and share.completion_tokens is not None:
+            share.total_tokens = share.prompt_tokens + share.completion_tokens
+    return shares
+
+
+def _apportion(total: int, weights: list[int]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (equally when they are all 0), summing to it."""
+    if sum(weights) <= 0:
+        weights = [1] * len(weights)
+    whole = sum(weights)
+    exact = [total * w / whole for w in weights]
+    parts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - parts[i], reverse=True)
+    for i in by_remainder[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
 
 
 def cost_usd(usage: TokenUsage, prices: Prices) -> float | None:

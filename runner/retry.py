@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import httpx2
 import openai
 
-from runner.engine import MalformedChunkError
+from runner.engine import IncompleteStreamError, MalformedChunkError
+from runner.limits import PauseTooLong
 from runner.record import CallError
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -35,6 +36,9 @@ def classify(exc: BaseException) -> Failure:
         code = getattr(exc, "code", None)
         if code == "context_length_exceeded":
             retryable = False
+        if "insufficient_quota" in (code, getattr(exc, "type", None)):
+            # out of credit: asking again cannot succeed until someone pays
+            return Failure(False, None, CallError("InsufficientQuota", _message(exc), status))
         return Failure(
             retryable,
             retry_after(exc.response.headers) if retryable else None,
@@ -44,9 +48,13 @@ def classify(exc: BaseException) -> Failure:
         return Failure(True, None, CallError("Timeout", _message(exc) or "the call timed out"))
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         return Failure(True, None, CallError("ConnectionError", _message(exc)))
-    if isinstance(exc, json.JSONDecodeError | MalformedChunkError | openai.APIError):
-        # a malformed chunk, or a stream that ends in an error event
+    if isinstance(
+        exc, json.JSONDecodeError | MalformedChunkError | IncompleteStreamError | openai.APIError
+    ):
+        # a malformed chunk, a stream closed mid-answer, or one that ends in an error event
         return Failure(True, None, CallError("StreamError", _message(exc)))
+    if isinstance(exc, PauseTooLong):
+        return Failure(False, None, CallError("RateLimitWait", _message(exc)))
     return Failure(False, None, CallError(type(exc).__name__, _message(exc)))
 
 
@@ -80,6 +88,22 @@ def backoff_s(attempt: int, initial: float, maximum: float, retry_after_s: float
     if retry_after_s is not None:
         return retry_after_s + random.uniform(0, min(1.0, initial))
     return jittered
+
+
+def charged(exc: BaseException, responded: bool) -> bool | None:
+    """Whether the server may bill a failed attempt: it does once it has started answering
+    (``responded``), not for an error status or a connection it never accepted; a connection
+    that broke before any answer leaves it unknown."""
+    if responded:
+        return True
+    if isinstance(exc, openai.APIStatusError | PauseTooLong):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _message(exc: BaseException) -> str:

@@ -96,13 +96,25 @@ class Executor:
             return
         self.cancel()
         self.release()
-        self._call(self.gateway.aclose())
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self.progress.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
         if self.gateway.cache is not None:
             self.gateway.cache.close()
+
+    async def _shutdown(self) -> None:
+        """End every task still on the loop (a cancelled job's calls unwinding) and wait for
+        them, then close the clients: a loop stopped with tasks pending would have them
+        destroyed mid-flight ("Task was destroyed but it is pending")."""
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.gateway.aclose()
+        await self._loop.shutdown_asyncgens()
 
     def __enter__(self) -> Executor:
         return self

@@ -11,22 +11,32 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from runner.engine import Completion, MalformedChunkError, stream_completion
+from runner.engine import (
+    Completion,
+    IncompleteStreamError,
+    MalformedChunkError,
+    Progress,
+    stream_completion,
+)
 from runner.record import TokenUsage
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def stream(*events: Any) -> Completion:
-    """Answer one streamed call with ``events`` (dicts are sent as JSON, strings as they are)."""
+def stream(
+    *events: Any, done: bool = True, params: dict[str, Any] | None = None, progress: Any = None
+) -> Completion:
+    """Answer one streamed call with ``events`` (dicts are sent as JSON, strings as they are),
+    then ``data: [DONE]`` unless ``done`` is false (the body just ends)."""
     sent: list[dict[str, Any]] = []
+    params = {"seed": 3} if params is None else params
 
     def handle(request: httpx2.Request) -> httpx2.Response:
         assert request.url == "http://server.test/v1/chat/completions"
         assert request.headers["authorization"] == "Bearer k"
         sent.append(json.loads(request.content))
         lines = [e if isinstance(e, str) else json.dumps(e) for e in events]
-        body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
+        body = "".join(f"data: {line}\n\n" for line in lines) + ("data: [DONE]\n\n" if done else "")
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
     async def main() -> Completion:
@@ -35,7 +45,9 @@ def stream(*events: Any) -> Completion:
             api_key="k", base_url="http://server.test/v1", max_retries=0, http_client=http
         )
         try:
-            return await stream_completion(client, "m-1", MESSAGES, {"seed": 3}, timeout_s=5)
+            return await stream_completion(
+                client, "m-1", MESSAGES, params, timeout_s=5, progress=progress
+            )
         finally:
             await client.close()
 
@@ -46,7 +58,7 @@ def stream(*events: Any) -> Completion:
             "messages": MESSAGES,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "seed": 3,
+            **params,
         }
     ]
     return completion
@@ -115,3 +127,74 @@ def test_a_chunk_of_the_wrong_shape_says_what_is_wrong(event: Any, message: str)
 def test_an_error_event_raises_the_sdks_api_error() -> None:
     with pytest.raises(openai.APIError, match="overloaded"):
         stream(content("partial"), {"error": {"message": "overloaded", "type": "server_error"}})
+
+
+def choice(index: int, finish: str | None = None, **delta: Any) -> dict[str, Any]:
+    return {"id": "c-1", "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+
+
+def test_a_stream_that_ends_without_finish_reason_or_done_is_incomplete() -> None:
+    progress = Progress()
+    with pytest.raises(IncompleteStreamError, match="16 characters of choice 0"):
+        stream(content("Hello there,"), content(" and"), done=False, progress=progress)
+    assert progress.responded is True
+    assert progress.text == ["Hello there,", " and"]
+
+
+def test_a_stream_that_finished_without_done_is_an_answer() -> None:
+    completion = stream(content("Hello"), content(" there", "stop"), done=False)
+    assert (completion.answer, completion.finish_reason, completion.finished) == (
+        "Hello there",
+        "stop",
+        True,
+    )
+    assert completion.cacheable is True
+
+
+def test_done_without_a_finish_reason_is_kept_but_not_cacheable() -> None:
+    completion = stream(content("Hello"), content(" there"))
+    assert (completion.answer, completion.finish_reason) == ("Hello there", None)
+    assert (completion.finished, completion.cacheable) == (False, False)
+
+
+def test_choices_are_kept_apart_by_index() -> None:
+    completion = stream(
+        choice(0, role="assistant", content=""),
+        choice(1, role="assistant", content=""),
+        choice(0, content="Par"),
+        choice(1, content="It is "),
+        choice(0, content="is"),
+        choice(1, content="Paris"),
+        choice(0, finish="length"),
+        choice(1, finish="stop"),
+        params={"n": 2},
+    )
+    assert [(c.index, c.text, c.finish_reason) for c in completion.choices] == [
+        (0, "Paris", "length"),
+        (1, "It is Paris", "stop"),
+    ]
+    assert completion.answer == "Paris"
+
+
+def test_a_refusal_is_kept_apart_from_the_answer() -> None:
+    completion = stream(
+        choice(0, role="assistant", content=None, refusal=""),
+        choice(0, content=None, refusal="I'm sorry, "),
+        choice(0, content=None, refusal="I can't help with that."),
+        choice(0, finish="stop"),
+    )
+    (only,) = completion.choices
+    assert (only.text, only.refusal) == ("", "I'm sorry, I can't help with that.")
+    error = only.error()
+    assert error is not None and error.type == "Refusal"
+    assert error.message == "the model refused: I'm sorry, I can't help with that."
+    assert completion.cacheable is False
+
+
+def test_a_content_filter_stop_is_not_an_answer() -> None:
+    completion = stream(content("Here is how to"), content(None, "content_filter"))
+    (only,) = completion.choices
+    assert (only.text, only.finish_reason) == ("Here is how to", "content_filter")
+    error = only.error()
+    assert error is not None and error.type == "ContentFilter"
+    assert completion.cacheable is False

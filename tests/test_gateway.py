@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import itertools
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import httpx2
 import openai
 import pytest
@@ -22,6 +25,7 @@ from runner.config import ModelPreset, RetryPolicy
 from runner.errors import CredentialsError
 from runner.gateway import CallOutcome, Gateway
 from runner.limits import RateLimits
+from runner.record import AttemptError
 from runner.retry import backoff_s, classify, retry_after
 from runner.sweep import settled_heap
 
@@ -547,3 +551,173 @@ def test_retry_after_pauses_other_requests_to_the_endpoint(
     assert_answered(second, attempts=1)
     assert second_done - paused_at >= 0.35
     assert fake_server.request_count == 3
+
+
+# ---------------------------------------------------------------- limits, keys, single flight
+
+
+@pytest.mark.slow
+def test_a_limit_under_sixty_requests_a_minute_is_honoured(
+    fake_server: FakeOpenAIServer, preset: ModelPreset
+) -> None:
+    paced = dataclasses.replace(preset, rpm=30)  # one every 2 s
+
+    async def main() -> list[CallOutcome]:
+        gateway = Gateway(concurrency=6)
+        try:
+            return await asyncio.gather(*(_complete(gateway, paced) for _ in range(6)))
+        finally:
+            await gateway.aclose()
+
+    outcomes = asyncio.run(main())
+    assert [o.error for o in outcomes] == [None] * 6
+    arrivals = sorted(fake_server.arrivals)
+    assert len(arrivals) == 6
+    assert arrivals[-1] - arrivals[0] >= 9.9  # 5 gaps of 2 s: 6 calls take at least 10 s
+    assert min(b - a for a, b in itertools.pairwise(arrivals)) >= 1.9
+
+
+def test_identical_requests_in_flight_are_sent_once(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, cache: ResponseCache
+) -> None:
+    fake_server.latency_s = 0.3
+
+    async def main() -> list[CallOutcome]:
+        gateway = Gateway(concurrency=8, cache=cache)
+        try:
+            return await asyncio.gather(*(_complete(gateway, preset) for _ in range(5)))
+        finally:
+            await gateway.aclose()
+
+    outcomes = asyncio.run(main())
+    assert fake_server.request_count == 1
+    assert sorted(o.cache_hit for o in outcomes) == [False, True, True, True, True]
+    assert {o.completion.answer for o in outcomes if o.completion} == {ANSWER}
+    assert [o.attempts for o in outcomes if o.cache_hit] == [0, 0, 0, 0]
+
+
+def test_when_the_request_in_flight_fails_the_others_ask_for_themselves(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, cache: ResponseCache
+) -> None:
+    fake_server.latency_s = 0.3
+    fake_server.enqueue("401")  # final for the first; the next request is answered
+
+    async def main() -> list[CallOutcome]:
+        gateway = Gateway(concurrency=8, cache=cache)
+        try:
+            return await asyncio.gather(*(_complete(gateway, preset) for _ in range(3)))
+        finally:
+            await gateway.aclose()
+
+    outcomes = asyncio.run(main())
+    assert fake_server.request_count == 2
+    assert [o.error.type for o in outcomes if o.error] == ["AuthenticationError"]
+    assert sorted(o.cache_hit for o in outcomes if o.error is None) == [False, True]
+
+
+def test_the_base_url_from_the_environment_keys_cache_and_limits(
+    fake_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch, cache: ResponseCache
+) -> None:
+    unset = dataclasses.replace(preset_for(fake_server.base_url), base_url=None)
+    other = FakeOpenAIServer().start()
+    try:
+
+        async def main(url: str) -> tuple[str, CallOutcome, tuple[str, str]]:
+            monkeypatch.setenv("OPENAI_BASE_URL", url)
+            gateway = Gateway(concurrency=2, cache=cache)
+            try:
+                outcome = await _complete(gateway, unset)
+                return gateway.endpoint_for(unset), outcome, next(iter(gateway._limits))
+            finally:
+                await gateway.aclose()
+
+        endpoint, first, limit_key = asyncio.run(main(fake_server.base_url))
+        assert endpoint == fake_server.base_url
+        assert limit_key == (fake_server.base_url, "gpt-4.1-mini")
+        assert (first.cache_hit, fake_server.request_count) == (False, 1)
+        # the same model and messages at another endpoint: not the first one's answer
+        endpoint, second, _ = asyncio.run(main(other.base_url))
+        assert endpoint == other.base_url
+        assert (second.cache_hit, other.request_count) == (False, 1)
+    finally:
+        other.stop()
+
+
+def test_cache_reads_and_writes_run_off_the_event_loop(
+    fake_server: FakeOpenAIServer, preset: ModelPreset, cache: ResponseCache
+) -> None:
+    threads: list[str] = []
+    get, put = cache.get, cache.put
+
+    def spy_get(key: str) -> Any:
+        threads.append(threading.current_thread().name)
+        return get(key)
+
+    def spy_put(key: str, value: Any) -> None:
+        threads.append(threading.current_thread().name)
+        put(key, value)
+
+    cache.get, cache.put = spy_get, spy_put  # type: ignore[method-assign]
+    assert_answered(complete(preset, cache=cache), attempts=1)
+    assert len(threads) == 2
+    assert all(name.startswith("runner-cache") for name in threads)
+
+
+def test_a_cache_that_fails_is_a_miss_not_a_failed_call(
+    fake_server: FakeOpenAIServer,
+    preset: ModelPreset,
+    cache: ResponseCache,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def timeout(*args: Any) -> Any:
+        raise diskcache.Timeout("database is locked")
+
+    cache.get = cache.put = timeout  # type: ignore[method-assign]
+    assert_answered(complete(preset, cache=cache), attempts=1)
+    assert fake_server.request_count == 1
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("response cache read failed (Timeout: database is locked)")
+
+
+def test_no_sleep_goes_past_max_wait(fake_server: FakeOpenAIServer, preset: ModelPreset) -> None:
+    fake_server.enqueue(Behaviour("429", retry_after=30), Behaviour("500"), "ok")
+    slept: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def main() -> tuple[CallOutcome, CallOutcome]:
+        gateway = Gateway(concurrency=4)
+        gateway.sleep = record_sleep
+        try:
+            short = dataclasses.replace(FAST, max_wait_s=5.0)
+            first = await _complete(gateway, preset, retry=short)
+            # the endpoint is now paused for 30 s: a call with 5 s left gives up at once
+            second = await _complete(gateway, preset, retry=short)
+            return first, second
+        finally:
+            await gateway.aclose()
+
+    first, second = asyncio.run(main())
+    assert first.error is not None and (first.error.type, first.error.status) == (
+        "RateLimitError",
+        429,
+    )
+    assert first.attempts == 1
+    assert second.error is not None and second.error.type == "RateLimitWait"
+    assert second.attempt_errors == [AttemptError(1, "RateLimitWait", None, False)]
+    assert slept == []
+    assert fake_server.request_count == 1
+
+
+def test_a_quota_429_is_final(fake_server: FakeOpenAIServer, preset: ModelPreset) -> None:
+    fake_server.enqueue(Behaviour("quota"), "ok")
+    outcome = complete(preset)
+    assert outcome.error is not None
+    assert (outcome.error.type, outcome.error.status, outcome.attempts) == (
+        "InsufficientQuota",
+        429,
+        1,
+    )
+    assert outcome.error.message.startswith("Error code: 429")
+    assert fake_server.request_count == 1

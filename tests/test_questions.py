@@ -20,9 +20,23 @@ def test_inline_single_questions_and_conversations() -> None:
         ],
     )
     convs = load_conversations(qset)
-    assert [c.id for c in convs] == ["a", "b", "q3"]
+    assert [c.id for c in convs] == ["a", "b", "q-83f3e8f3"]
     assert convs[0].turns[0].expected == "4"
     assert [t.question for t in convs[1].turns] == ["Pick a number.", "Double it."]
+
+
+def test_an_item_without_an_id_keeps_its_id_when_others_move() -> None:
+    def ids(*questions: str) -> list[str]:
+        items = [QuestionItem(question=q) for q in questions]
+        return [c.id for c in load_conversations(QuestionSet(name="s", items=items))]
+
+    before = ids("alpha", "bravo", "charlie")
+    after = ids("zulu", "alpha", "charlie")
+    assert after[1] == before[0] and after[2] == before[2]
+    assert after[0] not in before
+    # the same question twice: the copies are numbered, never merged
+    twice = ids("alpha", "alpha", "alpha")
+    assert twice == [before[0], before[0] + "-2", before[0] + "-3"]
 
 
 def test_the_shipped_jsonl_and_csv_sets_load() -> None:

@@ -251,6 +251,7 @@ def test_ctrl_c_stops_at_once_and_resume_finishes(cli: Cli, fake_server, sweep: 
     assert proc.returncode == 130
     assert stderr.strip().splitlines()[-1].startswith("runner: interrupted: the records written")
     assert "Traceback" not in stderr
+    assert "Task was destroyed" not in stderr
     written = sum(len(lines(p)) for p in out_dir.rglob("transcript.jsonl"))
     calls = (2 if sweep else 1) * TRIVIA_CALLS
     assert 1 <= written < calls
