@@ -69,7 +69,9 @@ Scripted behaviours (``server.enqueue(...)``; each request pops the next one, "o
 ``slow_stream``  content chunks spaced by ``gap_s`` seconds (default 0.2); with ``n`` > 1, each
                  round of one chunk per choice.
 
-A request refused by ``rate_limit_per_s`` does not consume a scripted behaviour.
+A request refused by ``rate_limit_per_s`` does not consume a scripted behaviour. The listening
+socket takes a backlog of :data:`BACKLOG` connections, so a burst of a thousand connects is
+accepted.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["KINDS", "REFUSAL_TEXT", "Behaviour", "FakeOpenAIServer", "free_port", "main"]
+__all__ = ["BACKLOG", "KINDS", "REFUSAL_TEXT", "Behaviour", "FakeOpenAIServer", "free_port", "main"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -147,6 +149,8 @@ QUOTA_MESSAGE = (
     "https://platform.openai.com/docs/guides/error-codes/api-errors."
 )
 STREAM_ERROR_MESSAGE = "The server had an error while processing your request."
+# Connections the kernel may queue before uvicorn accepts them (Linux caps it at somaxconn).
+BACKLOG = 4096
 
 _WORD_RE = re.compile(r"\S+\s*")
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -437,6 +441,7 @@ class FakeOpenAIServer:
             log_config=log_config,
             timeout_graceful_shutdown=2,
             server_header=False,
+            backlog=BACKLOG,
         )
 
     def start(self) -> FakeOpenAIServer:
@@ -444,6 +449,9 @@ class FakeOpenAIServer:
         if self._thread is not None:
             raise RuntimeError("server already started")
         self._stopping = False
+        # uvicorn's asyncio server listens again with config.backlog; listening here first means
+        # no connect is refused in the moment before it does.
+        self._sock.listen(BACKLOG)
         self._server = uvicorn.Server(self._config(log_config=None))
         self._thread = threading.Thread(target=self._run_thread, name="fake-openai", daemon=True)
         self._thread.start()
@@ -486,6 +494,7 @@ class FakeOpenAIServer:
         """Serve in the current (main) thread until SIGINT/SIGTERM."""
         server = uvicorn.Server(self._config(log_config=uvicorn.config.LOGGING_CONFIG))
         self._server = server
+        self._sock.listen(BACKLOG)
 
         async def _main() -> None:
             task = asyncio.create_task(server.serve(sockets=[self._sock]))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -13,7 +16,7 @@ from pathlib import Path
 import httpx2
 import openai
 import pytest
-from fake_openai import REFUSAL_TEXT, Behaviour, FakeOpenAIServer, free_port
+from fake_openai import BACKLOG, REFUSAL_TEXT, Behaviour, FakeOpenAIServer, free_port
 from openai import AsyncOpenAI, OpenAI
 from openai.types.chat import ChatCompletionChunk
 
@@ -691,3 +694,60 @@ def test_stream_error(server: FakeOpenAIServer, client: OpenAI) -> None:
         client.chat.completions.create(model="m", messages=MESSAGES)
     assert err500.value.status_code == 500
     assert err500.value.body == STREAM_ERROR
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the backlog from Linux's TCP_INFO")
+def test_listen_backlog(server: FakeOpenAIServer) -> None:
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    info = server._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    # For a listening socket Linux reports the accept queue's limit as tcpi_sacked.
+    (max_backlog,) = struct.unpack_from("I", info, 28)
+    assert max_backlog == min(BACKLOG, somaxconn)
+    assert BACKLOG >= 2048
+
+
+@pytest.mark.slow
+def test_burst_of_streaming_connections(server: FakeOpenAIServer) -> None:
+    count = 600
+    server.latency_s = 0.5  # keeps the first connections open while the rest arrive
+
+    async def run() -> list[tuple[int, str]]:
+        limits = httpx2.Limits(max_connections=count)
+        async with httpx2.AsyncClient(limits=limits, timeout=30.0) as raw:
+
+            async def one(i: int) -> tuple[int, str]:
+                body = {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": f"question {i}"}],
+                    "stream": True,
+                }
+                async with raw.stream(
+                    "POST", f"{server.base_url}/chat/completions", json=body
+                ) as resp:
+                    text = (await resp.aread()).decode()
+                pieces = [
+                    json.loads(line[6:])["choices"][0]["delta"].get("content", "")
+                    for line in text.split("\n\n")
+                    if line.startswith("data: {")
+                ]
+                assert text.endswith("data: [DONE]\n\n")
+                return resp.status_code, "".join(pieces)
+
+            return await asyncio.gather(*(one(i) for i in range(count)))
+
+    # Both ends of every connection live in this process.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 4 * count
+    if soft != resource.RLIM_INFINITY and soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"needs {need} open files; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    try:
+        results = asyncio.run(run())
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [status for status, _ in results] == [200] * count
+    assert [answer for _, answer in results] == [
+        f"fake answer to: question {i}" for i in range(count)
+    ]
+    assert server.request_count == count
