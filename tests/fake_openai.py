@@ -16,7 +16,15 @@ As a separate process (benchmarks)::
 prints ``READY http://127.0.0.1:8123/v1`` on stdout once it is listening.
 
 The answer is deterministic: ``"fake answer to: " + <content of the last user message>``,
-streamed in about three content chunks.
+streamed in about three content chunks. ``max_tokens`` / ``max_completion_tokens`` cut it to that
+many words, with finish_reason ``length``.
+
+A request with ``n`` > 1 gets n choices from every kind that answers: choice 0 is the usual
+answer and choice i > 0 is the usual answer + ``" (choice i)"`` (cut to the token limit, if any).
+Streamed, the choices interleave one chunk at a time (choice i's role chunk comes just before its
+first content chunk), each chunk carrying one choice and its ``index``; each choice ends with its
+own finish_reason; options counted in chunks (``after_chunks``) count the chunks of each choice.
+Usage counts the completion tokens of all choices together and the prompt once.
 
 Scripted behaviours (``server.enqueue(...)``; each request pops the next one, "ok" when empty):
 
@@ -24,6 +32,8 @@ Scripted behaviours (``server.enqueue(...)``; each request pops the next one, "o
 ``no_usage``     normal answer without any usage information.
 ``429``          rate-limit error; options ``retry_after`` (seconds, ``retry-after`` header) or
                  ``retry_after_ms`` (``retry-after-ms`` header).
+``quota``        429 with OpenAI's exhausted-quota body (code ``insufficient_quota``), no
+                 retry-after header.
 ``500``/``503``  server errors with an OpenAI-style error body.
 ``401``          authentication error (code ``invalid_api_key``).
 ``400_context``  400 with code ``context_length_exceeded``.
@@ -32,13 +42,36 @@ Scripted behaviours (``server.enqueue(...)``; each request pops the next one, "o
                  the connection without any response.
 ``cut``          send the headers and ``after_chunks`` (default 1) content chunks, then abort the
                  connection without ``[DONE]`` and without ending the chunked body.
+                 Non-streaming: half the body under its full content-length, then abort.
+``no_done``      streaming: the role chunk and the content chunks (only the first
+                 ``after_chunks`` if given), no finish_reason, no usage chunk, then the body ends
+                 cleanly without ``[DONE]``. ``finish=True``: the last content chunk sent carries
+                 the finish_reason and the usage chunk is sent if asked for (still no
+                 ``[DONE]``). Non-streaming: a 200 whose ``finish_reason`` is null (the content
+                 is the first ``after_chunks`` pieces if given; ``finish=True`` keeps the
+                 finish_reason).
+``refusal``      the model refuses: ``text`` (default :data:`REFUSAL_TEXT`) streamed in about
+                 three ``delta.refusal`` chunks with no content (the role chunk has
+                 ``content: null, refusal: ""``, as OpenAI sends), then a chunk with an empty
+                 delta and finish_reason ``stop``; usage counts the refusal's words.
+                 Non-streaming: ``message.content`` null and ``message.refusal`` the text.
+``content_filter``  the first ``after_chunks`` (default 1) content chunks, then a chunk with an
+                 empty delta and finish_reason ``content_filter``, then usage (if asked for) and
+                 ``[DONE]``; usage counts the words sent. Non-streaming: the partial content
+                 with finish_reason ``content_filter``.
+``stream_error`` streaming: one content chunk, then an SSE event ``data: {"error": {...}}``
+                 (type ``server_error``; the SDK raises ``APIError``) and the body ends
+                 cleanly. Non-streaming: a 500 with the same error body.
 ``malformed``    send one content chunk, then a ``data: {not json`` line, then the rest of the
                  stream. Non-streaming: a 200 whose body is not JSON.
 ``bad_shape``    streaming only: send one content chunk, then a chunk that is JSON but not a
                  chat completion chunk (``choices`` is a string), then the rest of the stream.
-``slow_stream``  chunks spaced by ``gap_s`` seconds (default 0.2).
+``slow_stream``  content chunks spaced by ``gap_s`` seconds (default 0.2); with ``n`` > 1, each
+                 round of one chunk per choice.
 
-A request refused by ``rate_limit_per_s`` does not consume a scripted behaviour.
+A request refused by ``rate_limit_per_s`` does not consume a scripted behaviour. The listening
+socket takes a backlog of :data:`BACKLOG` connections, so a burst of a thousand connects is
+accepted.
 """
 
 from __future__ import annotations
@@ -61,7 +94,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["KINDS", "Behaviour", "FakeOpenAIServer", "free_port", "main"]
+__all__ = ["BACKLOG", "KINDS", "REFUSAL_TEXT", "Behaviour", "FakeOpenAIServer", "free_port", "main"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -82,6 +115,26 @@ KINDS = frozenset(
         "malformed",
         "bad_shape",
         "slow_stream",
+        "no_done",
+        "refusal",
+        "content_filter",
+        "quota",
+        "stream_error",
+    }
+)
+# The kinds that answer with a completion (the others answer with an error or nothing).
+ANSWERING = frozenset(
+    {
+        "ok",
+        "no_usage",
+        "cut",
+        "malformed",
+        "bad_shape",
+        "slow_stream",
+        "no_done",
+        "refusal",
+        "content_filter",
+        "stream_error",
     }
 )
 
@@ -89,6 +142,15 @@ ANSWER_PREFIX = "fake answer to: "
 SYSTEM_FINGERPRINT = "fp_fake"
 MAX_HANG_S = 600.0
 N_PIECES = 3
+REFUSAL_TEXT = "I'm sorry, but I can't help with that."
+QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+STREAM_ERROR_MESSAGE = "The server had an error while processing your request."
+# Connections the kernel may queue before uvicorn accepts them (Linux caps it at somaxconn).
+BACKLOG = 4096
 
 _WORD_RE = re.compile(r"\S+\s*")
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -196,34 +258,54 @@ def _split_pieces(text: str, n: int = N_PIECES) -> list[str]:
     return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
-class _Answer:
-    __slots__ = ("finish_reason", "pieces", "prompt_tokens", "text", "words")
+def _choice_count(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
-    def __init__(self, body: dict[str, Any]) -> None:
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            messages = []
-        text = ANSWER_PREFIX + _last_user_text(messages)
+
+class _Choice:
+    """One choice of an answer: its text, the pieces it streams in, and why it ended."""
+
+    __slots__ = ("finish_reason", "index", "pieces", "text", "words")
+
+    def __init__(self, index: int, text: str, limit: Any) -> None:
         words = _WORD_RE.findall(text)
-        limit = body.get("max_completion_tokens")
-        if limit is None:
-            limit = body.get("max_tokens")
         self.finish_reason = "stop"
         if isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit < len(words):
             text = "".join(words[:limit]).rstrip()
             words = words[:limit]
             self.finish_reason = "length"
+        self.index = index
         self.text = text
         self.words = len(words)
         self.pieces = _split_pieces(text)
+
+
+class _Answer:
+    """The answer to one request: ``n`` choices (or refusals) and the prompt's token count."""
+
+    __slots__ = ("choices", "prompt_tokens", "refusal")
+
+    def __init__(self, body: dict[str, Any], refusal: str | None = None) -> None:
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            messages = []
+        text = ANSWER_PREFIX + _last_user_text(messages) if refusal is None else refusal
+        limit = body.get("max_completion_tokens")
+        if limit is None:
+            limit = body.get("max_tokens")
+        self.refusal = refusal is not None
+        self.choices = [
+            _Choice(i, text if i == 0 else f"{text} (choice {i})", limit)
+            for i in range(_choice_count(body))
+        ]
         self.prompt_tokens = _prompt_tokens(messages)
 
-    def usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
-        completion = self.words if completion_tokens is None else completion_tokens
+    def usage(self, completion_tokens: int) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": self.prompt_tokens + completion,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
@@ -232,6 +314,28 @@ class _Answer:
                 "rejected_prediction_tokens": 0,
             },
         }
+
+
+def _word_count(pieces: list[str]) -> int:
+    return sum(len(piece.split()) for piece in pieces)
+
+
+def _after_chunks(behaviour: Behaviour) -> int | None:
+    """How many content chunks of each choice the behaviour sends (None = all of them)."""
+    kind = behaviour.kind
+    if kind in ("cut", "content_filter"):
+        return int(behaviour.opts.get("after_chunks", 1))
+    if kind == "no_done" and behaviour.opts.get("after_chunks") is not None:
+        return int(behaviour.opts["after_chunks"])
+    if kind == "stream_error":
+        return 1
+    return None
+
+
+def _refusal_text(behaviour: Behaviour) -> str | None:
+    if behaviour.kind != "refusal":
+        return None
+    return str(behaviour.opts.get("text", REFUSAL_TEXT))
 
 
 class FakeOpenAIServer:
@@ -337,6 +441,7 @@ class FakeOpenAIServer:
             log_config=log_config,
             timeout_graceful_shutdown=2,
             server_header=False,
+            backlog=BACKLOG,
         )
 
     def start(self) -> FakeOpenAIServer:
@@ -344,6 +449,9 @@ class FakeOpenAIServer:
         if self._thread is not None:
             raise RuntimeError("server already started")
         self._stopping = False
+        # uvicorn's asyncio server listens again with config.backlog; listening here first means
+        # no connect is refused in the moment before it does.
+        self._sock.listen(BACKLOG)
         self._server = uvicorn.Server(self._config(log_config=None))
         self._thread = threading.Thread(target=self._run_thread, name="fake-openai", daemon=True)
         self._thread.start()
@@ -386,6 +494,7 @@ class FakeOpenAIServer:
         """Serve in the current (main) thread until SIGINT/SIGTERM."""
         server = uvicorn.Server(self._config(log_config=uvicorn.config.LOGGING_CONFIG))
         self._server = server
+        self._sock.listen(BACKLOG)
 
         async def _main() -> None:
             task = asyncio.create_task(server.serve(sockets=[self._sock]))
@@ -530,13 +639,12 @@ class FakeOpenAIServer:
         if self.latency_s:
             await self._sleep(self.latency_s)
 
-        if kind in ("ok", "no_usage", "cut", "malformed", "bad_shape", "slow_stream"):
-            if request.get("stream"):
-                await self._stream(send, request, behaviour, n)
-            else:
-                await self._complete(send, request, behaviour, n)
-            return
-        await self._error(send, request, behaviour)
+        if kind in ANSWERING and request.get("stream"):
+            await self._stream(send, request, behaviour, n)
+        elif kind in ANSWERING and kind != "stream_error":
+            await self._complete(send, request, behaviour, n)
+        else:
+            await self._error(send, request, behaviour)
 
     async def _hang(self, receive: Receive, hang_s: float) -> None:
         end = time.monotonic() + min(max(hang_s, 0.0), MAX_HANG_S)
@@ -574,6 +682,12 @@ class FakeOpenAIServer:
                 headers.append((b"retry-after-ms", str(behaviour.opts["retry_after_ms"]).encode()))
             if "retry_after" in behaviour.opts:
                 headers.append((b"retry-after", str(behaviour.opts["retry_after"]).encode()))
+        elif kind == "quota":
+            status = 429
+            body = _error_body(QUOTA_MESSAGE, "insufficient_quota", "insufficient_quota")
+        elif kind == "stream_error":  # asked for without streaming
+            status = 500
+            body = _error_body(STREAM_ERROR_MESSAGE, "server_error", None)
         elif kind == "500":
             status = 500
             body = _error_body(
@@ -616,36 +730,53 @@ class FakeOpenAIServer:
     async def _complete(
         self, send: Send, request: dict[str, Any], behaviour: Behaviour, n: int
     ) -> None:
-        answer = _Answer(request)
-        if behaviour.kind == "slow_stream":
+        answer = _Answer(request, _refusal_text(behaviour))
+        kind = behaviour.kind
+        if kind == "slow_stream":
             gap = float(behaviour.opts.get("gap_s", 0.2))
-            await self._sleep(gap * len(answer.pieces))
+            await self._sleep(gap * max(len(choice.pieces) for choice in answer.choices))
+        after = _after_chunks(behaviour) if kind in ("no_done", "content_filter") else None
+        choices = []
+        completion_tokens = 0
+        for choice in answer.choices:
+            text, words = choice.text, choice.words
+            finish: str | None = choice.finish_reason
+            if after is not None:
+                sent = (choice.pieces or [""])[:after]
+                text, words = "".join(sent), _word_count(sent)
+            if kind == "content_filter":
+                finish = "content_filter"
+            elif kind == "no_done" and not behaviour.opts.get("finish"):
+                finish = None
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": None if answer.refusal else text,
+                "refusal": text if answer.refusal else None,
+                "annotations": [],
+            }
+            choices.append(
+                {
+                    "index": choice.index,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            )
+            completion_tokens += words
         payload: dict[str, Any] = {
             "id": f"chatcmpl-fake-{n}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.get("model", "fake-model"),
             "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": answer.text,
-                        "refusal": None,
-                        "annotations": [],
-                    },
-                    "logprobs": None,
-                    "finish_reason": answer.finish_reason,
-                }
-            ],
+            "choices": choices,
         }
         if self._wants_usage(behaviour):
-            payload["usage"] = answer.usage()
+            payload["usage"] = answer.usage(completion_tokens)
         body = _DUMPS(payload).encode()
-        if behaviour.kind == "malformed":
+        if kind == "malformed":
             await self._respond(send, 200, b"{not json")
-        elif behaviour.kind == "cut":
+        elif kind == "cut":
             headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send(
@@ -658,7 +789,7 @@ class FakeOpenAIServer:
     async def _stream(
         self, send: Send, request: dict[str, Any], behaviour: Behaviour, n: int
     ) -> None:
-        answer = _Answer(request)
+        answer = _Answer(request, _refusal_text(behaviour))
         kind = behaviour.kind
         wants_usage = self._wants_usage(behaviour)
         on_chunks = wants_usage and self.usage_on_content_chunks
@@ -666,7 +797,7 @@ class FakeOpenAIServer:
         include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
         final_usage = wants_usage and include_usage and not on_chunks
         gap = float(behaviour.opts.get("gap_s", 0.2)) if kind == "slow_stream" else 0.0
-        cut_after = int(behaviour.opts.get("after_chunks", 1)) if kind == "cut" else -1
+        after = _after_chunks(behaviour)
 
         base = (
             f'{{"id":"chatcmpl-fake-{n}","object":"chat.completion.chunk",'
@@ -675,38 +806,75 @@ class FakeOpenAIServer:
         )
         null_usage = ',"usage":null' if final_usage else ""
 
-        def chunk(delta: dict[str, Any], finish: str | None, usage: Any = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        def chunk(
+            index: int, delta: dict[str, Any], finish: str | None, usage: Any = None
+        ) -> bytes:
+            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
             tail = f',"usage":{_DUMPS(usage)}' if usage is not None else null_usage
             return f'data: {base}"choices":[{_DUMPS(choice)}]{tail}}}\n\n'.encode()
+
+        # What follows each choice's role chunk: (delta, finish_reason, words) per chunk.
+        key = "refusal" if answer.refusal else "content"
+        plans: list[list[tuple[dict[str, Any], str | None, int]]] = []
+        for choice in answer.choices:
+            pieces = choice.pieces or [""]
+            sent = pieces if after is None else pieces[:after]
+            if kind == "no_done":
+                finish_at = len(sent) - 1 if behaviour.opts.get("finish") else -1
+            elif kind in ("refusal", "content_filter", "stream_error"):
+                finish_at = -1
+            else:  # a cut stream ends with the answer's last piece, if it gets that far
+                finish_at = len(pieces) - 1
+            plan = [
+                ({key: piece}, choice.finish_reason if j == finish_at else None, len(piece.split()))
+                for j, piece in enumerate(sent)
+            ]
+            if kind == "refusal":
+                plan.append(({}, choice.finish_reason, 0))
+            elif kind == "content_filter":
+                plan.append(({}, "content_filter", 0))
+            plans.append(plan)
+        if answer.refusal:
+            role: dict[str, Any] = {"role": "assistant", "content": None, "refusal": ""}
+        else:
+            role = {"role": "assistant", "content": "", "refusal": None}
 
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
 
         async def emit(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
-        await emit(chunk({"role": "assistant", "content": "", "refusal": None}, None))
-        pieces = answer.pieces or [""]
-        words_so_far = 0
-        for i, piece in enumerate(pieces):
-            if i == cut_after:
-                raise _Abort("cut")
+        await emit(chunk(0, role, None))
+        words_sent = 0
+        for r in range(max(len(plan) for plan in plans)):
             if gap:
                 await self._sleep(gap)
-            last = i == len(pieces) - 1
-            words_so_far += len(piece.split())
-            usage = answer.usage(words_so_far) if on_chunks else None
-            await emit(chunk({"content": piece}, answer.finish_reason if last else None, usage))
-            if kind == "malformed" and i == 0:
-                await emit(b"data: {not json\n\n")
-            if kind == "bad_shape" and i == 0:
-                await emit(f'data: {base}"choices":"not a list"}}\n\n'.encode())
-        if cut_after >= 0:
+            for choice, plan in zip(answer.choices, plans, strict=True):
+                if r == 0 and choice.index > 0:
+                    await emit(chunk(choice.index, role, None))
+                if r >= len(plan):
+                    continue
+                delta, finish, words = plan[r]
+                words_sent += words
+                usage = answer.usage(words_sent) if on_chunks else None
+                await emit(chunk(choice.index, delta, finish, usage))
+                if r == 0 and choice.index == 0 and kind == "malformed":
+                    await emit(b"data: {not json\n\n")
+                if r == 0 and choice.index == 0 and kind == "bad_shape":
+                    await emit(f'data: {base}"choices":"not a list"}}\n\n'.encode())
+        if kind == "cut":
             raise _Abort("cut")
-        tail = b""
-        if final_usage:
-            tail = f'data: {base}"choices":[],"usage":{_DUMPS(answer.usage())}}}\n\n'.encode()
-        await send({"type": "http.response.body", "body": tail + _DONE, "more_body": False})
+        usage_chunk = f'data: {base}"choices":[],"usage":{_DUMPS(answer.usage(words_sent))}}}\n\n'
+        if kind == "stream_error":
+            event = b"data: " + _error_body(STREAM_ERROR_MESSAGE, "server_error", None) + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": False})
+        elif kind == "no_done":
+            if final_usage and behaviour.opts.get("finish"):
+                await emit(usage_chunk.encode())
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            tail = usage_chunk.encode() if final_usage else b""
+            await send({"type": "http.response.body", "body": tail + _DONE, "more_body": False})
 
 
 def main(argv: list[str] | None = None) -> None:
