@@ -286,7 +286,9 @@ class _Answer:
 
     __slots__ = ("choices", "prompt_tokens", "refusal")
 
-    def __init__(self, body: dict[str, Any], refusal: str | None = None) -> None:
+    def __init__(
+        self, body: dict[str, Any], refusal: str | None = None, ignore_n: bool = False
+    ) -> None:
         messages = body.get("messages")
         if not isinstance(messages, list):
             messages = []
@@ -297,7 +299,7 @@ class _Answer:
         self.refusal = refusal is not None
         self.choices = [
             _Choice(i, text if i == 0 else f"{text} (choice {i})", limit)
-            for i in range(_choice_count(body))
+            for i in range(1 if ignore_n else _choice_count(body))
         ]
         self.prompt_tokens = _prompt_tokens(messages)
 
@@ -351,6 +353,7 @@ class FakeOpenAIServer:
     - ``rate_limit_per_s``: None, or a rate above which requests get a 429 with a
       ``retry-after-ms`` header (token bucket holding ``max(1, rate)`` tokens).
     - ``record_requests``: False = do not keep request bodies in ``requests``.
+    - ``ignore_n``: True = answer once whatever ``n`` asks for (as Ollama does).
     """
 
     def __init__(
@@ -368,6 +371,7 @@ class FakeOpenAIServer:
         self.usage_on_content_chunks = usage_on_content_chunks
         self.rate_limit_per_s = rate_limit_per_s
         self.record_requests = record_requests
+        self.ignore_n = False
 
         self.requests: list[dict[str, Any]] = []
         self.arrivals: list[float] = []  # time.time() as each request's body was read
@@ -426,6 +430,7 @@ class FakeOpenAIServer:
         self.latency_s = 0.0
         self.send_usage = True
         self.usage_on_content_chunks = False
+        self.ignore_n = False
         self.rate_limit_per_s = None
 
     def _config(self, log_config: Any) -> uvicorn.Config:
@@ -730,7 +735,7 @@ class FakeOpenAIServer:
     async def _complete(
         self, send: Send, request: dict[str, Any], behaviour: Behaviour, n: int
     ) -> None:
-        answer = _Answer(request, _refusal_text(behaviour))
+        answer = _Answer(request, _refusal_text(behaviour), self.ignore_n)
         kind = behaviour.kind
         if kind == "slow_stream":
             gap = float(behaviour.opts.get("gap_s", 0.2))
@@ -789,7 +794,7 @@ class FakeOpenAIServer:
     async def _stream(
         self, send: Send, request: dict[str, Any], behaviour: Behaviour, n: int
     ) -> None:
-        answer = _Answer(request, _refusal_text(behaviour))
+        answer = _Answer(request, _refusal_text(behaviour), self.ignore_n)
         kind = behaviour.kind
         wants_usage = self._wants_usage(behaviour)
         on_chunks = wants_usage and self.usage_on_content_chunks

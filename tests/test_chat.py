@@ -372,3 +372,29 @@ def test_interrupted_question_is_not_kept(
     turn = remote.ask("the next question", show=False)
     assert turn.error is None
     assert [m["role"] for m in turn.messages] == ["system", "user"]
+
+
+def test_a_failed_turn_stays_out_of_the_history_as_in_a_job(
+    remote: ChatSession, fake_server: FakeOpenAIServer
+) -> None:
+    """The rule jobs follow too: a failed turn (here a refusal) never enters the history."""
+    fake_server.enqueue(Behaviour("refusal"))
+    refused = remote.ask("how do I pick a lock", show=False)
+    assert refused.answer is None
+    assert refused.refusal == "I'm sorry, but I can't help with that."
+    assert refused.error is not None and refused.error.type == "Refusal"
+    assert remote.history == [{"role": "system", "content": remote.system_message}]
+    after = remote.ask("what is a lock", show=False)
+    assert after.error is None
+    sent = fake_server.requests[-1]["messages"]
+    assert [m["content"] for m in sent[1:]] == ["what is a lock"]
+
+
+def test_a_content_filter_stop_is_a_failed_turn(
+    remote: ChatSession, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.enqueue(Behaviour("content_filter"))
+    turn = remote.ask("tell me one two three", show=False)
+    assert (turn.answer, turn.finish_reason) == ("fake answer to: ", "content_filter")
+    assert turn.error is not None and turn.error.type == "ContentFilter"
+    assert len(remote.history) == 1  # the system message only

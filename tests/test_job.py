@@ -67,7 +67,7 @@ def job(tmp_path: Path, fake_server: FakeOpenAIServer) -> Job:
 def test_each_of_n_choices_is_its_own_record(job: Job, fake_server: FakeOpenAIServer) -> None:
     rows = job("sampling.n=3", "cache.enabled=false")
     assert fake_server.request_count == 5
-    assert all(r["params"]["n"] == 3 for r in fake_server.requests)
+    assert [r["n"] for r in fake_server.requests] == [3] * 5
     assert len(rows) == 15
     for conversation, question in CAPITALS.items():
         mine = [r for r in rows if r["conversation_id"] == conversation]
@@ -80,7 +80,8 @@ def test_each_of_n_choices_is_its_own_record(job: Job, fake_server: FakeOpenAISe
         words = [len(r["answer"].split()) for r in mine]
         assert sum(r["usage"]["completion_tokens"] for r in mine) == sum(words)
         prompt = mine[0]["usage"]["prompt_tokens"]
-        assert prompt == 7 + 7 + len(question.split())  # system + question, 7 each + words
+        system_words = len(mine[0]["system_message"].split())
+        assert prompt == 7 + system_words + 7 + len(question.split())  # 7 a message + its words
         assert [r["usage"]["prompt_tokens"] for r in mine] == [prompt, 0, 0]
         assert {r["usage"]["source"] for r in mine} == {"api_split"}
         prices = validate(compose(["model=gpt-4.1-mini"])).model.prices
@@ -338,3 +339,14 @@ def test_a_full_disk_stops_the_job_and_resume_finishes_it(
     rows = job("concurrency=1", "cache.enabled=false", "resume=true")
     assert sorted(r["conversation_id"] for r in rows) == sorted(CAPITALS)
     assert len({r["record_id"] for r in rows}) == 5
+
+
+def test_a_failed_turn_skips_the_rest_of_its_conversation(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.enqueue(Behaviour("refusal"))
+    rows = job("questions=math_chat", "cache.enabled=false", "concurrency=1")
+    first = [r for r in rows if r["conversation_id"] == "times_then_add"]
+    assert [r["error"]["type"] for r in first] == ["Refusal", "Skipped"]
+    assert first[1]["error"]["message"] == "not asked: turn 1 of this conversation failed"
+    assert fake_server.request_count == 7  # 8 turns less the one skipped
