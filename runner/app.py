@@ -73,16 +73,28 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     register_schema()
     import hydra
+    import yaml
+    from hydra._internal.utils import get_args_parser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from runner.config import check_group_choices
     from runner.diagnostics import describe
 
     entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     try:
+        args = get_args_parser().parse_args()
+        dirs = [Path(d) for d in (args.config_dir, args.config_path) if d] + [CONF_DIR]
+        check_group_choices(args.overrides, dirs)
         entry()
-    except (RunnerError, HydraException, OmegaConfBaseException) as exc:
+    except (RunnerError, HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
         if full_errors:
+            raise
+        _fail(describe(exc))
+    except OSError as exc:
+        # A path that cannot be written (an output dir that is a file, or read-only) is the
+        # user's to fix; an OSError without a path is not, and keeps its traceback.
+        if full_errors or exc.filename is None:
             raise
         _fail(describe(exc))
     except KeyboardInterrupt:
