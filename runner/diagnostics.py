@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import re
+from collections.abc import Sequence
 
 import yaml
 from hydra.errors import MissingConfigException, OverrideParseException
@@ -47,7 +48,7 @@ def describe(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines()[:2] if line.strip())
 
 
-def _missing_preset(missing: str, options: list[str] | None) -> str:
+def _missing_preset(missing: str, options: Sequence[str] | None) -> str:
     group, _, name = missing.rpartition("/")
     if options:
         return (
