@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,7 +33,7 @@ def task(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     info = JobInfo(
         output_dir=Path(hydra_cfg.runtime.output_dir),
-        job=OmegaConf.select(hydra_cfg, "job.num", default=None),
+        job=OmegaConf.select(cast(DictConfig, hydra_cfg), "job.num", default=None),
         overrides=experiment_overrides(hydra_cfg.overrides.task),
     )
     sweep = active_sweep()

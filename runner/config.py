@@ -222,7 +222,7 @@ def _check_known_keys(node: Any, cls: type, prefix: str) -> None:
         return
     hints = _hints(cls)
     for key, value in node.items_ex(resolve=False):
-        path = f"{prefix}.{key}" if prefix else str(key)
+        path = f"{prefix}.{key!s}" if prefix else str(key)
         if key not in hints:
             raise ConfigError(unknown_key_message(path, cls))
         inner = _dataclass_in(hints[key])
