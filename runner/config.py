@@ -296,8 +296,9 @@ def describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
     return first
 
 
-# Top-level keys of the schema that take a value; every other key without a dot names a config
-# group (model, system, hydra/launcher, ...), whose choice Hydra turns into a file path.
+# Top-level keys of the schema that take a value; every other key without a dot (and any key
+# with a folder in the config tree) names a config group (model, system, hydra/launcher, ...),
+# whose choice Hydra turns into a file path.
 _VALUE_KEYS = frozenset(f.name for f in dataclasses.fields(RunConfig) if f.default != MISSING)
 
 
@@ -315,7 +316,9 @@ def check_group_choices(
 
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         group = override.key_or_group
-        if "." in group or group in _VALUE_KEYS:  # a value (sampling.seed=1), not a preset
+        if "." in group or (  # a value (sampling.seed=1, concurrency=4), not a preset
+            group in _VALUE_KEYS and not any((Path(d) / group).is_dir() for d in config_dirs)
+        ):
             continue
         for choice in _choices(override.value()):
             if choice.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", choice):

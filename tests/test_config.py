@@ -262,3 +262,13 @@ def test_a_preset_from_outside_the_tree_is_refused_before_it_is_read(tmp_path: P
         compose([f"system={choice}"])
     assert str(info.value) == f"system={choice}: " + PRESET_PATH.format("system", "concise")
     assert compose(["system=concise"]).system.name == "concise"
+
+
+def test_a_group_folder_makes_a_key_a_preset_choice(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()  # a group named like a value key of the schema
+    check_group_choices(["cache=../x"])  # a value here (the schema's cache settings)
+    with pytest.raises(ConfigError) as info:
+        check_group_choices(["cache=../x"], [tmp_path])
+    assert str(info.value) == (
+        "cache=../x: a preset name must name a file in the config tree's cache/ folder"
+    )
