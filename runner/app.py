@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,7 +33,7 @@ def task(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     info = JobInfo(
         output_dir=Path(hydra_cfg.runtime.output_dir),
-        job=OmegaConf.select(hydra_cfg, "job.num", default=None),
+        job=OmegaConf.select(cast(DictConfig, hydra_cfg), "job.num", default=None),
         overrides=experiment_overrides(hydra_cfg.overrides.task),
     )
     sweep = active_sweep()
@@ -73,16 +73,28 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     register_schema()
     import hydra
+    import yaml
+    from hydra._internal.utils import get_args_parser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from runner.config import check_group_choices
     from runner.diagnostics import describe
 
     entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     try:
+        args = get_args_parser().parse_args()
+        dirs = [Path(d) for d in (args.config_dir, args.config_path) if d] + [CONF_DIR]
+        check_group_choices(args.overrides, dirs)
         entry()
-    except (RunnerError, HydraException, OmegaConfBaseException) as exc:
+    except (RunnerError, HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
         if full_errors:
+            raise
+        _fail(describe(exc))
+    except OSError as exc:
+        # A path that cannot be written (an output dir that is a file, or read-only) is the
+        # user's to fix; an OSError without a path is not, and keeps its traceback.
+        if full_errors or exc.filename is None:
             raise
         _fail(describe(exc))
     except KeyboardInterrupt:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import diskcache
+
+from runner.errors import ConfigError
 
 
 def cache_key(
@@ -32,8 +36,15 @@ class ResponseCache:
     """Completed responses keyed by ``cache_key``."""
 
     def __init__(self, directory: str | Path) -> None:
+        """Open (or create) the cache in ``directory``; ``ConfigError`` names cache.dir if not."""
         self.directory = Path(directory)
-        self._cache = diskcache.Cache(str(self.directory), size_limit=2**33)
+        try:
+            self._cache = diskcache.Cache(str(self.directory), size_limit=2**33)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cache.dir={self.directory} cannot be opened ({_reason(self.directory, exc)}): "
+                "choose another cache.dir, or set cache.enabled=false"
+            ) from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._cache.get(key)
@@ -43,3 +54,15 @@ class ResponseCache:
 
     def close(self) -> None:
         self._cache.close()
+
+
+def _reason(directory: Path, exc: Exception) -> str:
+    """Why a cache directory cannot be opened, in a few words."""
+    for path in (directory, *directory.parents):
+        if path.exists():
+            if not path.is_dir():
+                return f"{path} is a file, not a directory"
+            break
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc)

@@ -280,9 +280,11 @@ class ChatSession:
                 sent,
             )
         first = completion.choices[0] if completion.choices else None
-        error = first.error() if first is not None else None
-        if first is None:
-            error = CallError("MissingChoice", "the server sent no answer")
+        failure = (
+            first.error()
+            if first is not None
+            else CallError("MissingChoice", "the server sent no answer")
+        )
         usage = completion.usage or estimated_usage(
             self._counter.count_text, prompt.prompt_tokens, completion.answer
         )
@@ -295,7 +297,7 @@ class ChatSession:
             prompt.dropped_messages,
             None if cost is None or retry_cost is None else cost + retry_cost,
             _round(outcome.latency_s),
-            error,
+            failure,
             outcome.attempts,
             completion.finish_reason,
             sent,
@@ -453,13 +455,13 @@ def _compose_settings(
             f"unknown system preset {system!r}: choose one of {names} (files in conf/system/), "
             "or pass your own text as system_message='...'"
         )
-    names = [
+    choices = [
         f"model={model}" if isinstance(model, str) else None,
         f"system={system}" if isinstance(system, str) else None,
         f"sampling={sampling}" if isinstance(sampling, str) else None,
     ]
     try:
-        cfg = compose([n for n in names if n] + list(overrides))
+        cfg = compose([c for c in choices if c] + list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(describe(exc)) from None
     run = validate(cfg)

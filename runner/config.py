@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import re
 import types
 import typing
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +224,7 @@ def _check_known_keys(node: Any, cls: type, prefix: str) -> None:
         return
     hints = _hints(cls)
     for key, value in node.items_ex(resolve=False):
-        path = f"{prefix}.{key}" if prefix else str(key)
+        path = f"{prefix}.{key!s}" if prefix else str(key)
         if key not in hints:
             raise ConfigError(unknown_key_message(path, cls))
         inner = _dataclass_in(hints[key])
@@ -296,6 +298,54 @@ def describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
     return first
 
 
+# Top-level keys of the schema that take a value; every other key without a dot (and any key
+# with a folder in the config tree) names a config group (model, system, hydra/launcher, ...),
+# whose choice Hydra turns into a file path.
+_VALUE_KEYS = frozenset(f.name for f in dataclasses.fields(RunConfig) if f.default != MISSING)
+
+
+def check_group_choices(
+    overrides: Sequence[str], config_dirs: Sequence[Path] = (CONF_DIR,)
+) -> None:
+    """Every preset chosen by ``overrides`` (``system=concise``, sweeps too) is a name inside
+    its group's folder, not a path out of it.
+
+    Hydra joins group and choice into a file path and resolves ``..``, so ``system=../../x``
+    would load a YAML file from anywhere. Raises ``ConfigError`` (before Hydra reads a file);
+    the message's example preset comes from the first of ``config_dirs`` that has the group.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        group = override.key_or_group
+        if "." in group or (  # a value (sampling.seed=1, concurrency=4), not a preset
+            group in _VALUE_KEYS and not any((Path(d) / group).is_dir() for d in config_dirs)
+        ):
+            continue
+        for choice in _choices(override.value()):
+            if choice.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", choice):
+                raise ConfigError(
+                    f"{group}={choice}: a preset name must name a file in the config tree's "
+                    f"{group}/ folder{_example(group, config_dirs)}"
+                )
+
+
+def _choices(value: Any) -> list[str]:
+    """The preset names an override's value chooses: one, a sweep's list, or a list of them."""
+    items = getattr(value, "list", value)  # a ChoiceSweep holds its choices in .list
+    if not isinstance(items, list):
+        items = [items]
+    return [str(getattr(item, "text", item)) for item in items if item is not None]
+
+
+def _example(group: str, config_dirs: Sequence[Path]) -> str:
+    for directory in config_dirs:
+        presets = sorted(p.stem for p in (Path(directory) / group).glob("*.yaml"))
+        if presets:
+            return f", e.g. {group}={presets[0]}"
+    return ""
+
+
 def _check_ranges(run: RunConfig) -> None:
     s = run.sampling
     checks: list[tuple[str, Any, bool, str]] = [
@@ -338,6 +388,25 @@ def _check_ranges(run: RunConfig) -> None:
             run.retry.max_attempts,
             run.retry.max_attempts >= 1,
             "a whole number of at least 1",
+        ),
+        (
+            "retry.initial_backoff_s",
+            run.retry.initial_backoff_s,
+            run.retry.initial_backoff_s >= 0,
+            "a number of seconds of at least 0",
+        ),
+        (
+            "retry.max_backoff_s",
+            run.retry.max_backoff_s,
+            run.retry.max_backoff_s >= run.retry.initial_backoff_s,
+            f"a number of seconds of at least retry.initial_backoff_s "
+            f"({run.retry.initial_backoff_s!r})",
+        ),
+        (
+            "retry.max_wait_s",
+            run.retry.max_wait_s,
+            run.retry.max_wait_s > 0,
+            "a positive number of seconds",
         ),
         (
             "max_history",
@@ -385,12 +454,27 @@ def _check_ranges(run: RunConfig) -> None:
     for key, value, ok, wanted in checks:
         if not ok:
             raise ConfigError(f"{key}={value!r} is out of range: use {wanted}")
+    if run.model.base_url is not None and not _is_http_url(run.model.base_url):
+        raise ConfigError(
+            f"model.base_url={run.model.base_url!r} is not an http:// or https:// URL: "
+            "write it as http://host:port/v1 (or null for the OpenAI API)"
+        )
     unknown = sorted(set(run.model.accepts) - set(SAMPLING_PARAMS))
     if unknown:
         raise ConfigError(
             f"model.accepts lists unknown params {unknown}: use names from "
             + ", ".join(SAMPLING_PARAMS)
         )
+
+
+def _is_http_url(text: str) -> bool:
+    """An http:// or https:// URL with a host (and a valid port, if it has one)."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number up to 65535, or an unclosed [ in the host
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
 
 
 def _check_accepted_params(run: RunConfig) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import re
+from collections.abc import Sequence
 
+import yaml
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -19,6 +22,10 @@ def describe(exc: BaseException) -> str:
     """One line saying what is wrong and how to fix it."""
     if isinstance(exc, RunnerError):
         return str(exc)
+    if isinstance(exc, yaml.YAMLError):
+        return _bad_yaml(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return _unwritable(exc)
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         return _missing_preset(exc.missing_cfg_file, exc.options)
     if isinstance(exc, OverrideParseException):
@@ -41,7 +48,7 @@ def describe(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines()[:2] if line.strip())
 
 
-def _missing_preset(missing: str, options: list[str] | None) -> str:
+def _missing_preset(missing: str, options: Sequence[str] | None) -> str:
     group, _, name = missing.rpartition("/")
     if options:
         return (
@@ -49,6 +56,39 @@ def _missing_preset(missing: str, options: list[str] | None) -> str:
             f"(files in conf/{group}/)"
         )
     return f"config {missing!r} not found: add conf/{missing}.yaml or fix the name"
+
+
+def _bad_yaml(exc: yaml.YAMLError) -> str:
+    """Where a YAML file fails to parse, as PyYAML reports it, and what to fix."""
+    start = getattr(exc, "context_mark", None)
+    mark = getattr(exc, "problem_mark", None) or start
+    problem = getattr(exc, "problem", None) or _first_line(str(exc))
+    if mark is not None:
+        where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}"
+    else:  # a character YAML does not allow, e.g. a control character
+        where = str(getattr(exc, "name", None) or "a YAML file")
+    if start is not None and mark is not None and start.line != mark.line:
+        # an unclosed bracket or quote is noticed lines later: say where it opened too
+        context = getattr(exc, "context", None) or "opened"
+        problem += f", {context} at line {start.line + 1}, column {start.column + 1}"
+    return (
+        f"{where}: not valid YAML ({problem}): fix the YAML there "
+        "(indentation, a missing ':' or an unclosed quote or bracket)"
+    )
+
+
+def _unwritable(exc: OSError) -> str:
+    """A path the run cannot create or write: most often its output dir."""
+    why = {
+        errno.EEXIST: "it exists and is not a directory",
+        errno.ENOTDIR: "a part of it is a file, not a directory",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "the file system is read-only",
+    }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return (
+        f"cannot write {exc.filename} ({why}): choose another hydra.run.dir "
+        "(hydra.sweep.dir with -m), or a directory you can write to"
+    )
 
 
 def _unknown_key(cause: OmegaConfBaseException) -> str:

@@ -38,7 +38,8 @@ def echo_reply(body: dict[str, Any]) -> tuple[str, str]:
     if limit is None:
         return question, "stop"
     counter = get_counter("o200k_base")
-    words, used = [], 0
+    words: list[str] = []
+    used = 0
     for word in question.split(" "):
         used += counter.count_text(word + " ")
         if used > limit:

@@ -21,17 +21,20 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
     """Compose the experiment config as ``python -m runner <overrides>`` would.
 
     ``config_dir`` defaults to the repo's ``conf/``. Raises the same errors as the CLI
-    (Hydra's for unknown presets or keys; ``ConfigError`` comes later, from ``run``).
+    (``ConfigError`` for a preset named by a path out of its folder, e.g. ``system=../x``;
+    Hydra's for unknown presets or keys; other ``ConfigError`` comes later, from ``run``).
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     import hydra_plugins.runner_launcher.runner_launcher  # noqa: F401  (registers the launcher)
+    from runner.config import check_group_choices
 
+    directory = Path(config_dir or CONF_DIR).resolve()
+    check_group_choices(overrides, (directory,))
     register_schema()
     GlobalHydra.instance().clear()
-    directory = Path(config_dir or CONF_DIR).resolve()
     with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
         cfg = hydra_compose("config", overrides=list(overrides))
     GlobalHydra.instance().clear()

@@ -3,13 +3,14 @@
 A JSONL line is one item: ``{"id": .., "question": .., "expected": ..}`` for a single
 question, or ``{"id": .., "turns": [{"question": .., "expected": ..}, ..]}`` for a
 conversation. A CSV file has the columns ``id,question,expected`` (and optional ``scorer``).
-Every error names the file and the line.
+Files are UTF-8, with or without a byte-order mark. Every error names the file and the line.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,33 +105,48 @@ def _load_file(path: Path) -> list[Conversation]:
     raise QuestionsError(f"questions file {path}: unsupported type {suffix!r}: use .jsonl or .csv")
 
 
+def _read_text(path: Path) -> str:
+    """The file's text; a byte-order mark (Excel and Notepad write one) is dropped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise QuestionsError(
+            f"questions file {path} cannot be read ({exc.strerror}): fix questions.path"
+        ) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise QuestionsError(
+            f"{path}, line {line}: not UTF-8 (byte {raw[exc.start]:#04x}): save the file as UTF-8"
+        ) from None
+
+
 def _load_jsonl(path: Path) -> list[Conversation]:
-    conversations = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                data = json.loads(line)
-            except ValueError as exc:
-                raise QuestionsError(f"{where}: not valid JSON ({exc.args[0]})") from None
-            conversations.append(_from_mapping(data, where, len(conversations)))
+    conversations: list[Conversation] = []
+    for number, line in enumerate(io.StringIO(_read_text(path)), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise QuestionsError(f"{where}: not valid JSON ({exc.args[0]})") from None
+        conversations.append(_from_mapping(data, where, len(conversations)))
     return conversations
 
 
 def _load_csv(path: Path) -> list[Conversation]:
-    conversations = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "question" not in reader.fieldnames:
-            raise QuestionsError(f"{path}, line 1: the header needs a 'question' column")
-        for row in reader:
-            where = f"{path}, line {reader.line_num}"
-            if None in row:
-                raise QuestionsError(f"{where}: more fields than the header has")
-            data = {k: v for k, v in row.items() if v not in (None, "")}
-            conversations.append(_from_mapping(data, where, len(conversations)))
+    conversations: list[Conversation] = []
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    if reader.fieldnames is None or "question" not in reader.fieldnames:
+        raise QuestionsError(f"{path}, line 1: the header needs a 'question' column")
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        if None in row:
+            raise QuestionsError(f"{where}: more fields than the header has")
+        data = {k: v for k, v in row.items() if v not in (None, "")}
+        conversations.append(_from_mapping(data, where, len(conversations)))
     return conversations
 
 

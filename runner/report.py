@@ -111,9 +111,9 @@ def write_report(path: Path) -> Path:
             if row is None:
                 row = rows[key] = _new_row(record, key, len(transcripts))
             previous = row.cells[index]
-            row.cells[index] = _cell(record)
+            cell = row.cells[index] = _cell(record)
             if previous is not None:  # a resumed run re-ran the call: the last record wins
-                row.cells[index].records = previous.records + 1
+                cell.records = previous.records + 1
     # Records arrive in completion order, which concurrency shuffles: sort rows by their key.
     ordered = sorted(rows.values(), key=_natural_row_key)
     for order, row in enumerate(ordered):
@@ -231,7 +231,8 @@ def _natural(text: str) -> list[tuple[int, Any]]:
 
 
 def _cell(record: dict[str, Any]) -> _Cell:
-    usage = record.get("usage") if isinstance(record.get("usage"), dict) else {}
+    raw_usage = record.get("usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     error = record.get("error")
     error_type = error_detail = None
     if isinstance(error, dict):

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 from conftest import FAKE_KEY, Cli, cli_env, fake_model
 
 from runner import load_results
+from runner.config import CONF_DIR
 from runner.record import TranscriptRecord
 
 pytestmark = pytest.mark.slow
@@ -109,6 +112,22 @@ BAD_INPUT = [
     (
         ["-m", "model=echo,gpt-6-luna", "sampling=deterministic"],
         "model gpt-6-luna does not accept sampling.temperature=0.0",
+    ),
+    (
+        ["model=gpt-4.1-mini", "model.base_url=localhost:8000/v1"],
+        "model.base_url='localhost:8000/v1' is not an http:// or https:// URL: "
+        "write it as http://host:port/v1",
+    ),
+    (["retry.max_backoff_s=-1"], "retry.max_backoff_s=-1.0 is out of range"),
+    (
+        ["model=/etc/passwd"],
+        "model=/etc/passwd: a preset name must name a file in the config tree's model/ folder, "
+        "e.g. model=echo",
+    ),
+    (
+        ["-m", "system=helpful,../../../etc/x"],
+        "system=../../../etc/x: a preset name must name a file in the config tree's system/ "
+        "folder, e.g. system=concise",
     ),
 ]
 
@@ -241,3 +260,136 @@ def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
     }
     assert "hydra" in imported and "openai" in imported
     assert "pandas" not in imported and "IPython" not in imported
+
+
+def copy_of_conf(tmp: Path) -> Path:
+    """A copy of the repo's conf/ tree that a test may break."""
+    tree = (tmp / "conf").resolve()
+    shutil.copytree(CONF_DIR, tree)
+    return tree
+
+
+def assert_one_line(done: subprocess.CompletedProcess[str], line: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"runner: error: {line}", done.stderr
+    assert "Traceback" not in done.stderr and "Error executing job" not in done.stderr
+
+
+YAML_FIX = "fix the YAML there (indentation, a missing ':' or an unclosed quote or bracket)"
+
+
+@pytest.mark.parametrize(
+    ("text", "multirun", "where"),
+    [
+        (
+            "name: pirate\n  message: Arr.\n",
+            False,
+            ", line 2, column 10: not valid YAML (mapping values are not allowed here)",
+        ),
+        (
+            "name: pirate\n  message: Arr.\n",
+            True,
+            ", line 2, column 10: not valid YAML (mapping values are not allowed here)",
+        ),
+        (
+            "name: pirate\nname: parrot\nmessage: Arr.\n",
+            False,
+            ", line 2, column 1: not valid YAML (found duplicate key name, "
+            "while constructing a mapping at line 1, column 1)",
+        ),
+        (
+            'name: pirate\nmessage: "Arr.\x07"\n',
+            False,
+            ": not valid YAML (unacceptable character #x0007: special characters are not allowed)",
+        ),
+    ],
+)
+def test_a_malformed_preset_names_its_file_and_line(
+    cli: Cli, text: str, multirun: bool, where: str
+) -> None:
+    tree = copy_of_conf(cli.tmp)
+    (tree / "system" / "pirate.yaml").write_text(text)
+    choice = ["-m", "system=helpful,pirate"] if multirun else ["system=pirate"]
+    done = cli("--config-path", str(tree), *choice)
+    assert_one_line(done, f"{tree}/system/pirate.yaml{where}: {YAML_FIX}")
+    assert not list(cli.tmp.rglob("transcript.jsonl"))
+
+
+def test_a_malformed_config_yaml_names_its_file(cli: Cli) -> None:
+    tree = copy_of_conf(cli.tmp)
+    lines = (tree / "config.yaml").read_text().splitlines()
+    number = next(n for n, line in enumerate(lines) if line.startswith("concurrency:"))
+    lines[number] = lines[number].replace("concurrency: 16", "concurrency: [16")
+    (tree / "config.yaml").write_text("\n".join(lines) + "\n")
+    done = cli("--config-path", str(tree))
+    assert_one_line(
+        done,
+        f"{tree}/config.yaml, line {number + 2}, column 1: not valid YAML (expected ',' or ']', "
+        f"but got '<scalar>', while parsing a flow sequence at line {number + 1}, column 14): "
+        + YAML_FIX,
+    )
+
+
+def test_a_preset_from_outside_the_config_tree_is_refused(cli: Cli) -> None:
+    (cli.tmp / "outside.yaml").write_text("name: outside\nmessage: not from conf/system\n")
+    choice = os.path.relpath(cli.tmp / "outside", CONF_DIR / "system")
+    done = cli(f"system={choice}")
+    assert_one_line(
+        done,
+        f"system={choice}: a preset name must name a file in the config tree's system/ folder, "
+        "e.g. system=concise",
+    )
+    assert not list(cli.tmp.rglob("transcript.jsonl"))
+
+
+OUTPUT_FIX = (
+    "choose another hydra.run.dir (hydra.sweep.dir with -m), or a directory you can write to"
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "under", "multirun", "why"),
+    [
+        ("run_dir", "", False, "it exists and is not a directory"),
+        ("run_dir", "sub", False, "a part of it is a file, not a directory"),
+        ("sweep_dir", "", True, "it exists and is not a directory"),
+        ("sweep_dir", "sub", True, "a part of it is a file, not a directory"),
+    ],
+)
+def test_an_output_dir_that_is_a_file_is_one_line(
+    cli: Cli, where: str, under: str, multirun: bool, why: str
+) -> None:
+    taken = cli.tmp / "taken"
+    taken.write_text("not a directory\n")
+    setattr(cli, where, taken / under if under else taken)
+    done = cli(*(["-m", "system=helpful,concise"] if multirun else []))
+    assert_one_line(done, f"cannot write {getattr(cli, where)} ({why}): {OUTPUT_FIX}")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
+def test_a_read_only_output_dir_is_one_line(cli: Cli) -> None:
+    parent = cli.tmp / "locked"
+    parent.mkdir(mode=0o555)
+    cli.run_dir = parent / "run"
+    try:
+        done = cli()
+    finally:
+        parent.chmod(0o755)
+    assert_one_line(done, f"cannot write {cli.run_dir} (permission denied): {OUTPUT_FIX}")
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_cache_dir_that_cannot_be_opened_is_one_line(
+    cli: Cli, under: str, multirun: bool
+) -> None:
+    taken = cli.tmp / "taken"
+    taken.write_text("not a directory\n")
+    cli.cache_dir = taken / under if under else taken
+    done = cli(*(["-m", "system=helpful,concise"] if multirun else []))
+    assert_one_line(
+        done,
+        f"cache.dir={cli.cache_dir} cannot be opened ({taken} is a file, not a directory): "
+        "choose another cache.dir, or set cache.enabled=false",
+    )
+    assert not list(cli.tmp.rglob("transcript.jsonl"))

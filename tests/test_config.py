@@ -1,4 +1,5 @@
 import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,7 +8,14 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 import hydra_plugins.runner_launcher.runner_launcher  # noqa: F401  (registers hydra/launcher=runner)
-from runner.config import CONF_DIR, RunConfig, register_schema, sampling_params, validate
+from runner.config import (
+    CONF_DIR,
+    RunConfig,
+    check_group_choices,
+    register_schema,
+    sampling_params,
+    validate,
+)
 from runner.errors import ConfigError
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "openai-models.csv"
@@ -144,3 +152,123 @@ def test_out_of_range_values_name_the_key(composer, override: str, message: str)
 def test_keys_added_with_plus_are_checked_too(composer, override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(composer(override))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["retry.initial_backoff_s=-1"],
+            "retry.initial_backoff_s=-1.0 is out of range: use a number of seconds of at least 0",
+        ),
+        (
+            ["retry.max_backoff_s=-5"],
+            "retry.max_backoff_s=-5.0 is out of range: use a number of seconds of at least "
+            "retry.initial_backoff_s (1.0)",
+        ),
+        (
+            ["retry.initial_backoff_s=2", "retry.max_backoff_s=0.5"],
+            "retry.max_backoff_s=0.5 is out of range: use a number of seconds of at least "
+            "retry.initial_backoff_s (2.0)",
+        ),
+        (
+            ["retry.max_wait_s=0"],
+            "retry.max_wait_s=0.0 is out of range: use a positive number of seconds",
+        ),
+        (
+            ["retry.max_wait_s=-1"],
+            "retry.max_wait_s=-1.0 is out of range: use a positive number of seconds",
+        ),
+    ],
+)
+def test_negative_retry_waits_are_rejected(composer, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate(composer(*overrides))
+    assert str(info.value) == message
+
+
+def test_retry_waits_of_zero_backoff_are_allowed(composer) -> None:
+    run = validate(composer("retry.initial_backoff_s=0", "retry.max_backoff_s=0"))
+    assert (run.retry.initial_backoff_s, run.retry.max_backoff_s) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:8000/v1", "ftp://x", "http://", "http://host:port/v1", "//host/v1", "v1"]
+)
+def test_base_url_must_be_an_http_url(composer, url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate(composer(f"model.base_url='{url}'"))
+    assert str(info.value) == (
+        f"model.base_url={url!r} is not an http:// or https:// URL: "
+        "write it as http://host:port/v1 (or null for the OpenAI API)"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:11434/v1", "https://api.example.com/v1", "http://[::1]:8000/v1"]
+)
+def test_http_base_urls_pass(composer, url: str) -> None:
+    assert validate(composer(f"model.base_url='{url}'")).model.base_url == url
+
+
+def test_null_base_url_passes(composer) -> None:
+    assert validate(composer("model=gpt-4.1-mini")).model.base_url is None
+
+
+PRESET_PATH = "a preset name must name a file in the config tree's {0}/ folder, e.g. {0}={1}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["system=../../../etc/something"], "system=../../../etc/something: "),
+        (["model=/abs/path"], "model=/abs/path: "),
+        (["system=helpful,../b"], "system=../b: "),  # a sweep's every choice is checked
+        (["system=[helpful,../b]"], "system=../b: "),
+        (["system='../b'"], "system=../b: "),
+        (["+system@extra=../b"], "system=../b: "),
+        (["sampling=sub/../../x"], "sampling=sub/../../x: "),
+    ],
+)
+def test_a_preset_choice_cannot_leave_its_folder(overrides: list[str], message: str) -> None:
+    group = message.partition("=")[0]
+    example = {"system": "concise", "model": "echo", "sampling": "creative"}[group]
+    with pytest.raises(ConfigError) as info:
+        check_group_choices(overrides)
+    assert str(info.value) == message + PRESET_PATH.format(group, example)
+
+
+def test_values_and_nested_presets_may_hold_paths() -> None:
+    check_group_choices(
+        [
+            "questions.path=../data.jsonl",
+            "cache.dir=/tmp/cache",
+            "hydra.run.dir=../out",
+            "system=team/pirate",
+            "system=glob(*)",
+            "sampling.temperature=range(0,1,0.5)",
+            "~system",
+        ]
+    )
+
+
+def test_a_preset_from_outside_the_tree_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from runner.experiment import compose
+
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("name: outside\nmessage: read from outside the config tree\n")
+    choice = os.path.relpath(tmp_path / "outside", CONF_DIR / "system")
+    with pytest.raises(ConfigError) as info:
+        compose([f"system={choice}"])
+    assert str(info.value) == f"system={choice}: " + PRESET_PATH.format("system", "concise")
+    assert compose(["system=concise"]).system.name == "concise"
+
+
+def test_a_group_folder_makes_a_key_a_preset_choice(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()  # a group named like a value key of the schema
+    check_group_choices(["cache=../x"])  # a value here (the schema's cache settings)
+    with pytest.raises(ConfigError) as info:
+        check_group_choices(["cache=../x"], [tmp_path])
+    assert str(info.value) == (
+        "cache=../x: a preset name must name a file in the config tree's cache/ folder"
+    )

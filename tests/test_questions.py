@@ -5,7 +5,7 @@ import pytest
 
 from runner.config import QuestionItem, QuestionSet, TurnSpec
 from runner.errors import QuestionsError
-from runner.questions import load_conversations
+from runner.questions import Turn, load_conversations
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,3 +94,44 @@ def test_unsupported_suffix_and_empty_set(tmp_path: Path) -> None:
 def test_expected_answers_are_strings(tmp_path: Path) -> None:
     path = write(tmp_path, "n.jsonl", json.dumps({"id": "n", "question": "6*7", "expected": 42}))
     assert load_conversations(QuestionSet(name="n", path=path))[0].turns[0].expected == "42"
+
+
+@pytest.mark.parametrize("name", ["latin1.jsonl", "latin1.csv"])
+def test_a_file_that_is_not_utf8_names_the_line_and_the_fix(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        text = "id,question,expected\na,Capital of France?,Paris\nb,Où est Genève?,Suisse\n"
+    else:
+        text = '{"id": "a", "question": "ok"}\n{"id": "b", "question": "Où est Genève?"}\n'
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(QuestionsError) as info:
+        load_conversations(QuestionSet(name="l", path=str(path)))
+    line = 3 if name.endswith(".csv") else 2
+    assert str(info.value) == f"{path}, line {line}: not UTF-8 (byte 0xf9): save the file as UTF-8"
+
+
+def test_a_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> None:
+    csv_path = tmp_path / "bom.csv"
+    csv_path.write_bytes("id,question,expected\nq7,Où?,Genève\n".encode("utf-8-sig"))
+    jsonl_path = tmp_path / "bom.jsonl"
+    jsonl_path.write_bytes(
+        '{"id": "j1", "question": "Où?", "expected": "Genève"}\n'.encode("utf-8-sig")
+    )
+    for path, conv_id in [(csv_path, "q7"), (jsonl_path, "j1")]:
+        (conv,) = load_conversations(QuestionSet(name="b", path=str(path)))
+        assert conv.id == conv_id
+        assert conv.turns == (Turn("Où?", "Genève"),)
+
+
+def test_a_file_that_cannot_be_read_names_it(tmp_path: Path, monkeypatch) -> None:
+    path = Path(write(tmp_path, "locked.jsonl", '{"question": "q"}\n'))
+
+    def refuse(self: Path) -> bytes:  # what chmod 000 does for anyone but root
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(QuestionsError) as info:
+        load_conversations(QuestionSet(name="l", path=str(path)))
+    assert str(info.value) == (
+        f"questions file {path} cannot be read (Permission denied): fix questions.path"
+    )

@@ -202,7 +202,9 @@ def _save_job_state() -> Callable[[], None]:
         HydraConfig.instance().cfg = hydra_cfg
         os.chdir(cwd)
         if hydra_cfg is not None:
-            configure_log(hydra_cfg.hydra.job_logging, hydra_cfg.hydra.verbose)
+            # the config Hydra keeps is a DictConfig, though it is annotated as HydraConf
+            hydra = hydra_cfg.hydra  # type: ignore[attr-defined]
+            configure_log(hydra.job_logging, hydra.verbose)
 
     return restore
 
