@@ -48,7 +48,7 @@ class Conversation:
 def load_conversations(qset: QuestionSet) -> list[Conversation]:
     """The conversations of a question set: its inline items, then its file's, ids unique."""
     conversations = [
-        _from_mapping(_item_mapping(item), f"questions.items[{i}]", i)
+        _from_mapping(_item_mapping(item), f"questions.items[{i}]")
         for i, item in enumerate(qset.items)
     ]
     if qset.path:
@@ -132,7 +132,7 @@ def _load_jsonl(path: Path) -> list[Conversation]:
             data = json.loads(line)
         except ValueError as exc:
             raise QuestionsError(f"{where}: not valid JSON ({exc.args[0]})") from None
-        conversations.append(_from_mapping(data, where, len(conversations)))
+        conversations.append(_from_mapping(data, where))
     return conversations
 
 
@@ -146,11 +146,11 @@ def _load_csv(path: Path) -> list[Conversation]:
         if None in row:
             raise QuestionsError(f"{where}: more fields than the header has")
         data = {k: v for k, v in row.items() if v not in (None, "")}
-        conversations.append(_from_mapping(data, where, len(conversations)))
+        conversations.append(_from_mapping(data, where))
     return conversations
 
 
-def _from_mapping(data: Any, where: str, index: int) -> Conversation:
+def _from_mapping(data: Any, where: str) -> Conversation:
     if not isinstance(data, dict):
         raise QuestionsError(f"{where}: expected an object with 'question' or 'turns'")
     unknown = sorted(set(data) - _ITEM_KEYS)
