@@ -1,8 +1,8 @@
 """The command line: ``python -m runner [-m] key=value ...``.
 
 A thin Hydra entry: compose, validate, plan, hand the plan to an executor. Expected failures
-(bad keys and values, unknown presets, missing files or keys) print one line and exit 2;
-anything else keeps its traceback.
+(bad keys and values, unknown presets, missing files or keys, an output dir in use) print
+one line and exit 2; anything else keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import NoReturn
 from omegaconf import DictConfig, OmegaConf
 
 from runner.config import CONF_DIR, experiment_overrides, register_schema, validate
-from runner.errors import RunnerError
+from runner.errors import Abort, RunnerError
 from runner.estimate import estimate_job, format_estimates, job_label
 from runner.job import JobInfo, JobResult, plan_job
 from runner.sweep import Executor, active_sweep
@@ -93,6 +93,10 @@ def main() -> None:
             flush=True,
         )
         sys.exit(EXIT_INTERRUPTED)
+    except Abort as exc:  # an expected failure in a Hydra callback (a locked output dir)
+        if full_errors:
+            raise
+        _fail(str(exc.error))
 
 
 def _fail(message: str) -> NoReturn:

@@ -1,8 +1,10 @@
-"""The Hydra callback that closes a run or sweep: the summary table, ``summary.csv`` and
+"""The Hydra callback around a run or sweep: it locks the output dir while the process works
+in it, and at the end prints the summary table and writes ``summary.csv`` and
 ``report.html``, all built from the transcripts on disk (so any launcher works)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from runner.errors import Abort, OutputLocked
+from runner.lock import lock_dir
 from runner.summary import find_transcripts, format_table, summarize, write_summary
 
 log = logging.getLogger("runner")
@@ -18,14 +22,32 @@ log = logging.getLogger("runner")
 class SummaryCallback(Callback):
     """Selected in ``conf/config.yaml`` under ``hydra.callbacks.summary``."""
 
+    def __init__(self) -> None:
+        self._locks = contextlib.ExitStack()
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # before Hydra writes .hydra/ into the run dir: a second process must not overwrite it
+        self._lock(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
-        job_return = kwargs.get("job_return")
-        if job_return is None or job_return.hydra_cfg is None:
-            return
-        finish(Path(job_return.hydra_cfg.hydra.runtime.output_dir), _dry(config))
+        with self._locks:
+            job_return = kwargs.get("job_return")
+            if job_return is None or job_return.hydra_cfg is None:
+                return
+            finish(Path(job_return.hydra_cfg.hydra.runtime.output_dir), _dry(config))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._lock(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        finish(Path(str(config.hydra.sweep.dir)), _dry(config))
+        with self._locks:
+            finish(Path(str(config.hydra.sweep.dir)), _dry(config))
+
+    def _lock(self, directory: Path, what: str) -> None:
+        try:
+            self._locks.enter_context(lock_dir(directory, what))
+        except OutputLocked as exc:
+            raise Abort(exc) from None  # Hydra would turn an Exception here into a warning
 
 
 def _dry(config: DictConfig) -> bool:

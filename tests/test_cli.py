@@ -241,3 +241,36 @@ def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
     }
     assert "hydra" in imported and "openai" in imported
     assert "pandas" not in imported and "IPython" not in imported
+
+
+def test_a_run_dir_in_use_is_refused_and_left_alone(cli: Cli, fake_server) -> None:
+    fake_server.latency_s = 1.5  # the first is still running when the second starts
+    procs = {
+        seed: subprocess.Popen(
+            cli.args(*fake_model(fake_server), f"sampling.seed={seed}"),
+            cwd=cli.tmp,
+            env=cli_env(OPENAI_API_KEY=FAKE_KEY),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    }
+    outputs = {seed: proc.communicate(timeout=120) for seed, proc in procs.items()}
+    codes = {seed: proc.returncode for seed, proc in procs.items()}
+    assert sorted(codes.values()) == [0, 2], outputs
+    winner = next(seed for seed, code in codes.items() if code == 0)
+    loser = 3 - winner
+    assert outputs[loser][1].splitlines() == [
+        f"runner: error: {cli.run_dir} is in use by another runner process (pid "
+        f"{procs[winner].pid}): wait for it to finish, or choose another hydra.run.dir"
+    ]
+    rows = records(cli.run_dir / "transcript.jsonl")
+    assert len(rows) == 5 and len({r["record_id"] for r in rows}) == 5
+    assert fake_server.request_count == 5
+    assert f"seed: {winner}\n" in (cli.run_dir / ".hydra" / "config.yaml").read_text()
+    assert [f"sampling.seed={winner}"] == [
+        line[2:]
+        for line in (cli.run_dir / ".hydra" / "overrides.yaml").read_text().splitlines()
+        if "seed" in line
+    ]
