@@ -2,7 +2,8 @@
 
 A thin Hydra entry: compose, validate, plan, hand the plan to an executor. Expected failures
 (bad keys and values, unknown presets, missing files or keys, an output dir in use) print
-one line and exit 2; anything else keeps its traceback.
+one line and exit 2; a run or sweep in which every call failed says why in one line and
+exits 3; anything else keeps its traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from runner.sweep import Executor, active_sweep
 
 log = logging.getLogger("runner")
 EXIT_USAGE = 2
+EXIT_ALL_FAILED = 3  # every call of the run or sweep failed: nothing came back
 EXIT_INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl-C (128 + SIGINT)
 
 
@@ -97,6 +99,17 @@ def main() -> None:
         if full_errors:
             raise
         _fail(str(exc.error))
+    _exit_if_all_failed()
+
+
+def _exit_if_all_failed() -> None:
+    """When every call failed, end with one line saying why and a status scripts can test."""
+    from runner.callbacks import take_outcome
+
+    outcome = take_outcome()
+    if outcome is not None and outcome.all_failed:
+        print(f"runner: error: {outcome.failure}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_ALL_FAILED)
 
 
 def _fail(message: str) -> NoReturn:

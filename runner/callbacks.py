@@ -14,9 +14,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import Abort, OutputLocked
 from runner.lock import lock_dir
-from runner.summary import find_transcripts, format_table, summarize, write_summary
+from runner.summary import (
+    Outcome,
+    find_transcripts,
+    format_table,
+    outcome,
+    summarize,
+    write_summary,
+)
 
 log = logging.getLogger("runner")
+_last: Outcome | None = None
 
 
 class SummaryCallback(Callback):
@@ -54,10 +62,15 @@ def _dry(config: DictConfig) -> bool:
     return bool(OmegaConf.select(config, "dry_run", default=False))
 
 
-def finish(path: Path, dry_run: bool = False) -> None:
-    """Print the per-job table and write ``summary.csv`` and ``report.html`` into ``path``."""
+def finish(path: Path, dry_run: bool = False) -> Outcome | None:
+    """Print the per-job table and write ``summary.csv`` and ``report.html`` into ``path``.
+
+    Returns the totals, also kept for ``take_outcome``; None when there is nothing to sum up.
+    """
+    global _last
+    _last = None
     if dry_run or not path.is_dir() or not find_transcripts(path):
-        return
+        return None
     from runner.report import write_report
 
     rows = summarize(path)
@@ -65,3 +78,12 @@ def finish(path: Path, dry_run: bool = False) -> None:
     report = write_report(path)
     print(format_table(rows), flush=True)
     log.info("summary: %s, report: %s", csv_path, report)
+    _last = outcome(path, rows)
+    return _last
+
+
+def take_outcome() -> Outcome | None:
+    """The totals of the run or sweep ``finish`` last summed up in this process, once."""
+    global _last
+    last, _last = _last, None
+    return last

@@ -319,11 +319,48 @@ def test_a_server_that_is_down_gives_error_records_and_the_run_goes_on(cli: Cli)
         "retry.initial_backoff_s=0.01",
         env=env(),
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # every call failed
     rows = lines(cli.run_dir / "transcript.jsonl")
     assert len(rows) == 5
     assert {r["error"]["type"] for r in rows} == {"ConnectionError"}
     assert all(r["attempts"] == 2 and r["answer"] is None for r in rows)
+
+
+@pytest.mark.parametrize("launcher", ["runner", "basic"])
+def test_a_sweep_in_which_every_call_failed_exits_3_saying_why_last(cli: Cli, launcher) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = cli(
+        "-m",
+        "model=gpt-4.1-mini",
+        f"model.base_url={url}",
+        "retry.max_attempts=1",
+        "sampling.seed=1,2",
+        f"hydra/launcher={launcher}",
+        env=env(),
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "runner: error: all 10 calls failed; most common: ConnectionError (10): Connection "
+        f"error. at {url}: check model.base_url and that the server is running"
+    )
+    assert [len(lines(cli.sweep_dir / job / "transcript.jsonl")) for job in "01"] == [5, 5]
+
+
+def test_a_sweep_with_one_good_job_exits_0(cli: Cli, fake_server) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = cli(
+        "-m",
+        "model=gpt-4.1-mini",
+        f"model.base_url={url},{fake_server.base_url}",
+        "retry.max_attempts=1",
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "runner: error" not in done.stderr
+    assert [
+        sum(bool(r["error"]) for r in lines(cli.sweep_dir / job / "transcript.jsonl"))
+        for job in "01"
+    ] == [5, 0]
 
 
 @pytest.mark.parametrize(
