@@ -74,12 +74,12 @@ def finish(path: Path, dry_run: bool = False) -> Outcome | None:
     from runner.report import write_report
 
     rows = summarize(path)
+    _last = result = outcome(path, rows)  # first: Hydra would hide a failure below as a warning
     csv_path = write_summary(path, rows)
     report = write_report(path)
     print(format_table(rows), flush=True)
     log.info("summary: %s, report: %s", csv_path, report)
-    _last = outcome(path, rows)
-    return _last
+    return result
 
 
 def take_outcome() -> Outcome | None:
