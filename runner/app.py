@@ -1,8 +1,9 @@
 """The command line: ``python -m runner [-m] key=value ...``.
 
 A thin Hydra entry: compose, validate, plan, hand the plan to an executor. Expected failures
-(bad keys and values, unknown presets, missing files or keys) print one line and exit 2;
-anything else keeps its traceback.
+(bad keys and values, unknown presets, missing files or keys, an output dir in use) print
+one line and exit 2; a run or sweep in which every call failed says why in one line and
+exits 3; anything else keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import NoReturn, cast
 from omegaconf import DictConfig, OmegaConf
 
 from runner.config import CONF_DIR, experiment_overrides, register_schema, validate
-from runner.errors import RunnerError
+from runner.errors import Abort, RunnerError
 from runner.estimate import estimate_job, format_estimates, job_label
 from runner.job import JobInfo, JobResult, plan_job
 from runner.sweep import Executor, active_sweep
 
 log = logging.getLogger("runner")
 EXIT_USAGE = 2
+EXIT_ALL_FAILED = 3  # every call of the run or sweep failed: nothing came back
 EXIT_INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl-C (128 + SIGINT)
 
 
@@ -105,6 +107,21 @@ def main() -> None:
             flush=True,
         )
         sys.exit(EXIT_INTERRUPTED)
+    except Abort as exc:  # an expected failure in a Hydra callback (a locked output dir)
+        if full_errors:
+            raise
+        _fail(str(exc.error))
+    _exit_if_all_failed()
+
+
+def _exit_if_all_failed() -> None:
+    """When every call failed, end with one line saying why and a status scripts can test."""
+    from runner.callbacks import take_outcome
+
+    outcome = take_outcome()
+    if outcome is not None and outcome.all_failed:
+        print(f"runner: error: {outcome.failure}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_ALL_FAILED)
 
 
 def _fail(message: str) -> NoReturn:

@@ -8,7 +8,11 @@ Anything outside this family is a bug and keeps its traceback.
     ├── QuestionsError       a question file that is missing or malformed (file and line named)
     ├── CredentialsError     the API key's environment variable is not set
     ├── ResultsError         a run or sweep directory that holds no transcripts
-    └── BudgetError          a question too large for the token budget (becomes an error record)
+    ├── BudgetError          a question too large for the token budget (becomes an error record)
+    └── OutputLocked         a run or sweep dir, or a transcript, that another process is writing
+
+``Abort`` is not one of them: it carries a ``RunnerError`` out of a Hydra callback, where
+Hydra would turn an ``Exception`` into a warning and carry on.
 """
 
 from __future__ import annotations
@@ -36,3 +40,15 @@ class ResultsError(RunnerError):
 
 class BudgetError(RunnerError):
     """A question does not fit the token budget even with no history."""
+
+
+class OutputLocked(RunnerError):
+    """Another process (its pid named when known) is writing the same directory or transcript."""
+
+
+class Abort(BaseException):
+    """Carries a ``RunnerError`` past Hydra's callbacks, which catch only ``Exception``."""
+
+    def __init__(self, error: RunnerError) -> None:
+        super().__init__(str(error))
+        self.error = error

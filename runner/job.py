@@ -17,6 +17,7 @@ from runner.config import RunConfig, sampling_params, token_budget
 from runner.errors import BudgetError, ConfigError, QuestionsError, RunnerError
 from runner.gateway import CallOutcome, Gateway, api_key_for, charged_usage
 from runner.history import Exchange, Prompt, build_prompt, exchange
+from runner.lock import lock_transcript
 from runner.questions import Conversation, Turn, load_conversations
 from runner.record import (
     CallError,
@@ -155,6 +156,14 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
     base_url = None
     if plan.run.model.engine != "echo":
         base_url = gateway.endpoint_for(plan.run.model)
+    with lock_transcript(path):
+        return await _execute(plan, gateway, sink, base_url)
+
+
+async def _execute(
+    plan: JobPlan, gateway: Gateway, sink: RecordSink | None, base_url: str | None
+) -> JobResult:
+    path = plan.transcript
     done = _resume(plan, base_url)
     result = JobResult()
     with _open_writer(path) as writer:
@@ -553,15 +562,14 @@ class _JobRunner:
         # a resumed call whose records were only partly written keeps the ones on disk
         data = [r.to_dict() for r in records if r.record_id not in self.done]
         try:
-            for item in data:
-                self.writer.write(item)
-                self.written.add(item["record_id"])
+            self.writer.write_many(data)
         except OSError as exc:
             raise TranscriptWriteError(
                 f"cannot write {self.writer.path} ({exc.strerror or exc}): free some space (or "
                 "fix the file system), then run the same command with resume=true; the records "
                 "written so far are kept"
             ) from None
+        self.written.update(item["record_id"] for item in data)
         self._count(data)
         self._tell(data)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import re
 import statistics
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,14 @@ from runner.config import experiment_overrides
 from runner.transcript import TRANSCRIPT_NAME, read_records
 
 SUMMARY_NAME = "summary.csv"
+# Errors whose fix is on the user's side of the wire, with that fix.
+_FIXES = {
+    "ConnectionError": "check model.base_url and that the server is running",
+    "Timeout": "check model.base_url and that the server is running (or raise timeout_s)",
+    "AuthenticationError": "check the API key in the environment variable the model preset names",
+    "PermissionDeniedError": "check that the API key may use this model",
+    "NotFoundError": "check model.name and model.base_url",
+}
 
 
 @dataclass
@@ -124,6 +133,63 @@ def _varying_keys(overrides: list[dict[str, Any]]) -> list[str]:
     if len(overrides) <= 1:
         return keys
     return [k for k in keys if len({repr(job.get(k)) for job in overrides}) > 1]
+
+
+@dataclass
+class Outcome:
+    """What a finished run or sweep came to, for the CLI's exit status."""
+
+    calls: int
+    failed: int
+    failure: str | None = None  # one line, when every call failed
+
+    @property
+    def all_failed(self) -> bool:
+        return self.calls > 0 and self.failed == self.calls
+
+
+def outcome(path: Path, rows: list[JobSummary]) -> Outcome:
+    """Totals of a run or sweep from its summary; says why when every call failed."""
+    calls, failed = sum(r.calls for r in rows), sum(r.errors for r in rows)
+    result = Outcome(calls, failed)
+    if result.all_failed:
+        result.failure = describe_failures(path)
+    return result
+
+
+def describe_failures(path: Path) -> str:
+    """One line for a run or sweep in which every call failed: how many, the most common error
+    (type, count, message) and the base URL those calls went to, with the fix."""
+    total = 0
+    types: Counter[str] = Counter()
+    messages: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    urls: defaultdict[str, Counter[str | None]] = defaultdict(Counter)
+    for transcript in find_transcripts(path):
+        for record in read_records(transcript):
+            error = record.get("error")
+            if not error:
+                continue
+            total += 1
+            kind = str(error.get("type") or "error")
+            types[kind] += 1
+            messages[kind][" ".join(str(error.get("message") or "").split())] += 1
+            urls[kind][record.get("base_url")] += 1
+    if not types:
+        return "no call failed"
+    # later turns of a failed conversation are never sent: they say nothing about the cause
+    causes = [k for k in types if k != "Skipped"] or list(types)
+    kind = max(causes, key=types.__getitem__)
+    message = _shorten(messages[kind].most_common(1)[0][0])
+    url = urls[kind].most_common(1)[0][0]
+    where = f"at {url}" if url else "at the offline model"
+    fix = _FIXES.get(kind, f"see the error of each record in the transcripts under {path}")
+    return (
+        f"all {total} calls failed; most common: {kind} ({types[kind]}): {message} {where}: {fix}"
+    )
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def write_summary(path: Path, rows: list[JobSummary]) -> Path:

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 from conftest import FAKE_KEY, Cli, cli_env, fake_model
+from fake_openai import free_port
 
 from runner import load_results
 from runner.config import CONF_DIR
 from runner.record import TranscriptRecord
+from runner.summary import describe_failures
+from runner.transcript import TranscriptWriter
 
 pytestmark = pytest.mark.slow
 FIELDS = {f.name for f in dataclasses.fields(TranscriptRecord)} - {"extra"}
@@ -393,3 +396,113 @@ def test_a_cache_dir_that_cannot_be_opened_is_one_line(
         "choose another cache.dir, or set cache.enabled=false",
     )
     assert not list(cli.tmp.rglob("transcript.jsonl"))
+
+
+def test_a_run_in_which_every_call_failed_exits_3_saying_why_last(cli: Cli) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = cli(
+        "model=gpt-4.1-mini",
+        f"model.base_url={url}",
+        "retry.max_attempts=1",
+        env=cli_env(OPENAI_API_KEY=FAKE_KEY),
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"runner: error: all 5 calls failed; most common: ConnectionError (5): Connection error. "
+        f"at {url}: check model.base_url and that the server is running"
+    )
+    assert len(records(cli.run_dir / "transcript.jsonl")) == 5
+    assert (cli.run_dir / "summary.csv").exists()  # the summary is still written
+
+
+def test_a_run_with_one_success_exits_0(cli: Cli, fake_server) -> None:
+    fake_server.enqueue("401", "401", "401", "401")
+    done = cli(
+        *fake_model(fake_server), "retry.max_attempts=1", env=cli_env(OPENAI_API_KEY=FAKE_KEY)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "runner: error" not in done.stderr
+    errors = [r["error"] for r in records(cli.run_dir / "transcript.jsonl")]
+    assert [e["type"] for e in errors if e] == ["AuthenticationError"] * 4 and errors.count(
+        None
+    ) == 1
+
+
+def _failed(conversation: str, turn: int, kind: str, message: str, base_url: str | None) -> dict:
+    return {
+        "conversation_id": conversation,
+        "turn": turn,
+        "base_url": base_url,
+        "answer": None,
+        "error": {"type": kind, "message": message, "status": None},
+    }
+
+
+def test_skipped_turns_count_as_failed_but_do_not_name_the_cause(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:9/v1"
+    with TranscriptWriter(tmp_path / "0" / "transcript.jsonl") as writer:
+        writer.write(_failed("a", 1, "ConnectionError", "Connection error.", url))
+        for turn in (2, 3):
+            writer.write(_failed("a", turn, "Skipped", "not asked: turn 1 failed", url))
+    with TranscriptWriter(tmp_path / "1" / "transcript.jsonl") as writer:
+        writer.write(_failed("b", 1, "InternalServerError", "Error code: 500", "http://x/v1"))
+        writer.write(_failed("c", 1, "ConnectionError", "Connection\n  refused.", url))
+    assert describe_failures(tmp_path) == (
+        "all 5 calls failed; most common: ConnectionError (2): Connection error. at "
+        f"{url}: check model.base_url and that the server is running"
+    )
+
+
+def test_skipped_turns_are_named_only_when_nothing_else_is_there(tmp_path: Path) -> None:
+    with TranscriptWriter(tmp_path / "transcript.jsonl") as writer:
+        for conversation in ("a", "b"):
+            writer.write(_failed(conversation, 2, "Skipped", "not asked: turn 1 failed", None))
+    assert describe_failures(tmp_path) == (
+        "all 2 calls failed; most common: Skipped (2): not asked: turn 1 failed at the offline "
+        f"model: see the error of each record in the transcripts under {tmp_path}"
+    )
+
+
+def test_a_long_message_is_shortened_to_keep_one_line(tmp_path: Path) -> None:
+    with TranscriptWriter(tmp_path / "transcript.jsonl") as writer:
+        writer.write(_failed("a", 1, "BudgetError", "too long\n" * 40, None))
+        writer.write(_failed("a", 2, "Skipped", "not asked: turn 1 failed", None))
+        writer.write(_failed("a", 3, "Skipped", "not asked: turn 1 failed", None))
+    message = ("too long " * 40)[:199].rstrip() + "…"
+    assert describe_failures(tmp_path) == (
+        f"all 3 calls failed; most common: BudgetError (1): {message} at the offline model: "
+        f"see the error of each record in the transcripts under {tmp_path}"
+    )
+
+
+def test_a_run_dir_in_use_is_refused_and_left_alone(cli: Cli, fake_server) -> None:
+    fake_server.latency_s = 1.5  # the first is still running when the second starts
+    procs = {
+        seed: subprocess.Popen(
+            cli.args(*fake_model(fake_server), f"sampling.seed={seed}"),
+            cwd=cli.tmp,
+            env=cli_env(OPENAI_API_KEY=FAKE_KEY),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    }
+    outputs = {seed: proc.communicate(timeout=120) for seed, proc in procs.items()}
+    codes = {seed: proc.returncode for seed, proc in procs.items()}
+    assert sorted(codes.values()) == [0, 2], outputs
+    winner = next(seed for seed, code in codes.items() if code == 0)
+    loser = 3 - winner
+    assert outputs[loser][1].splitlines() == [
+        f"runner: error: {cli.run_dir} is in use by another runner process (pid "
+        f"{procs[winner].pid}): wait for it to finish, or choose another hydra.run.dir"
+    ]
+    rows = records(cli.run_dir / "transcript.jsonl")
+    assert len(rows) == 5 and len({r["record_id"] for r in rows}) == 5
+    assert fake_server.request_count == 5
+    assert f"seed: {winner}\n" in (cli.run_dir / ".hydra" / "config.yaml").read_text()
+    assert [f"sampling.seed={winner}"] == [
+        line[2:]
+        for line in (cli.run_dir / ".hydra" / "overrides.yaml").read_text().splitlines()
+        if "seed" in line
+    ]

@@ -322,20 +322,20 @@ def test_an_unexpected_error_in_one_conversation_is_its_error_record(
 def test_a_full_disk_stops_the_job_and_resume_finishes_it(
     job: Job, monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer
 ) -> None:
-    real = transcript_module.TranscriptWriter.write
+    real = transcript_module.TranscriptWriter.write_many
     written = []
 
-    def write(self: Any, record: Any) -> None:
+    def write_many(self: Any, records: Any) -> None:
         if len(written) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        written.append(record)
-        real(self, record)
+        written.extend(records)
+        real(self, records)
 
-    monkeypatch.setattr(transcript_module.TranscriptWriter, "write", write)
+    monkeypatch.setattr(transcript_module.TranscriptWriter, "write_many", write_many)
     with pytest.raises(TranscriptWriteError, match=r"No space left on device.*resume=true"):
         job("concurrency=1", "cache.enabled=false")
     assert len(records(job.dir)) == 2
-    monkeypatch.setattr(transcript_module.TranscriptWriter, "write", real)
+    monkeypatch.setattr(transcript_module.TranscriptWriter, "write_many", real)
     rows = job("concurrency=1", "cache.enabled=false", "resume=true")
     assert sorted(r["conversation_id"] for r in rows) == sorted(CAPITALS)
     assert len({r["record_id"] for r in rows}) == 5

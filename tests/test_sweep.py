@@ -320,8 +320,89 @@ def test_a_server_that_is_down_gives_error_records_and_the_run_goes_on(cli: Cli)
         "retry.initial_backoff_s=0.01",
         env=env(),
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # every call failed
     rows = lines(cli.run_dir / "transcript.jsonl")
     assert len(rows) == 5
     assert {r["error"]["type"] for r in rows} == {"ConnectionError"}
     assert all(r["attempts"] == 2 and r["answer"] is None for r in rows)
+
+
+@pytest.mark.parametrize("launcher", ["runner", "basic"])
+def test_a_sweep_in_which_every_call_failed_exits_3_saying_why_last(cli: Cli, launcher) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = cli(
+        "-m",
+        "model=gpt-4.1-mini",
+        f"model.base_url={url}",
+        "retry.max_attempts=1",
+        "sampling.seed=1,2",
+        f"hydra/launcher={launcher}",
+        env=env(),
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "runner: error: all 10 calls failed; most common: ConnectionError (10): Connection "
+        f"error. at {url}: check model.base_url and that the server is running"
+    )
+    assert [len(lines(cli.sweep_dir / job / "transcript.jsonl")) for job in "01"] == [5, 5]
+
+
+def test_a_sweep_with_one_good_job_exits_0(cli: Cli, fake_server) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = cli(
+        "-m",
+        "model=gpt-4.1-mini",
+        f"model.base_url={url},{fake_server.base_url}",
+        "retry.max_attempts=1",
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "runner: error" not in done.stderr
+    assert [
+        sum(bool(r["error"]) for r in lines(cli.sweep_dir / job / "transcript.jsonl"))
+        for job in "01"
+    ] == [5, 0]
+
+
+@pytest.mark.parametrize(
+    "callback", [True, False], ids=["locked by the callback", "locked by the launcher"]
+)
+def test_a_sweep_dir_in_use_is_refused_and_left_alone(cli: Cli, fake_server, callback) -> None:
+    fake_server.latency_s = 1.5  # the first is still running when the second starts
+    extra = [] if callback else ["~hydra.callbacks.summary"]
+    procs = {
+        seed: subprocess.Popen(
+            cli.args(
+                "-m",
+                *fake_model(fake_server),
+                "system=helpful,concise",
+                f"sampling.seed={seed}",
+                *extra,
+            ),
+            cwd=cli.tmp,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    }
+    outputs = {seed: proc.communicate(timeout=120) for seed, proc in procs.items()}
+    codes = {seed: proc.returncode for seed, proc in procs.items()}
+    assert sorted(codes.values()) == [0, 2], outputs
+    winner = next(seed for seed, code in codes.items() if code == 0)
+    loser = 3 - winner
+    assert outputs[loser][1].splitlines()[-1] == (
+        f"runner: error: {cli.sweep_dir} is in use by another runner process (pid "
+        f"{procs[winner].pid}): wait for it to finish, or choose another hydra.sweep.dir"
+    )
+    assert "Traceback" not in outputs[loser][1]
+    for job in "01":
+        rows = lines(cli.sweep_dir / job / "transcript.jsonl")
+        assert len(rows) == 5 and len({r["record_id"] for r in rows}) == 5
+        config = (cli.sweep_dir / job / ".hydra" / "config.yaml").read_text()
+        assert f"seed: {winner}\n" in config
+    assert fake_server.request_count == 10
+    assert (cli.sweep_dir / "summary.csv").exists() is callback
+    if callback:  # locked before Hydra's sweeper writes multirun.yaml
+        assert f"sampling.seed={winner}" in (cli.sweep_dir / "multirun.yaml").read_text()

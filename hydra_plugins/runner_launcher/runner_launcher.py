@@ -67,6 +67,16 @@ class RunnerLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        from runner.lock import lock_dir
+
+        assert self.config is not None
+        # The summary callback holds it already when configured (the lock is reentrant).
+        with lock_dir(Path(str(self.config.hydra.sweep.dir)), "hydra.sweep.dir"):
+            return self._launch(job_overrides, initial_job_idx)
+
+    def _launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         from runner.config import validate
         from runner.estimate import estimate_job, format_estimates, job_label
         from runner.job import JobInfo, plan_job
