@@ -83,6 +83,7 @@ def _unwritable(exc: OSError) -> str:
         errno.EEXIST: "it exists and is not a directory",
         errno.ENOTDIR: "a part of it is a file, not a directory",
         errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
         errno.EROFS: "the file system is read-only",
     }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
     return (

@@ -369,14 +369,26 @@ def test_an_output_dir_that_is_a_file_is_one_line(
     assert_one_line(done, f"cannot write {getattr(cli, where)} ({why}): {OUTPUT_FIX}")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
+def read_only(directory: Path) -> None:
+    """Make ``directory`` refuse new entries, for root too (root ignores mode bits, so it gets
+    the immutable attribute)."""
+    directory.chmod(0o555)
+    if os.geteuid() == 0:
+        done = subprocess.run(["chattr", "+i", str(directory)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"root ignores read-only modes and chattr +i failed: {done.stderr!r}")
+
+
 def test_a_read_only_output_dir_is_one_line(cli: Cli) -> None:
     parent = cli.tmp / "locked"
-    parent.mkdir(mode=0o555)
+    parent.mkdir()
+    read_only(parent)
     cli.run_dir = parent / "run"
     try:
         done = cli()
     finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(parent)], check=True)
         parent.chmod(0o755)
     assert_one_line(done, f"cannot write {cli.run_dir} (permission denied): {OUTPUT_FIX}")
 
@@ -506,3 +518,33 @@ def test_a_run_dir_in_use_is_refused_and_left_alone(cli: Cli, fake_server) -> No
         for line in (cli.run_dir / ".hydra" / "overrides.yaml").read_text().splitlines()
         if "seed" in line
     ]
+
+
+def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cli) -> None:
+    """A file-size limit makes the transcript's writes fail part-way, as a full disk does."""
+    import resource
+    import signal
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of dying
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+
+    args = cli.args("cache.enabled=false", "concurrency=1")
+    full = subprocess.run(
+        args, cwd=cli.tmp, env=cli_env(), capture_output=True, text=True, preexec_fn=small_files
+    )
+    assert full.returncode == 2, full.stderr
+    last = full.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"runner: error: cannot write {cli.run_dir / 'transcript.jsonl'} (")
+    assert last.endswith(
+        "then run the same command with resume=true; the records written so far are kept"
+    )
+    kept = (cli.run_dir / "transcript.jsonl").read_bytes()
+    assert len(kept) == 4000  # the limit: complete records, then a torn one
+    complete = kept[: kept.rfind(b"\n") + 1].decode().splitlines()
+    assert 1 <= len(complete) < 5
+    done = cli("cache.enabled=false", "concurrency=1", "resume=true")
+    assert done.returncode == 0, done.stderr
+    rows = records(cli.run_dir / "transcript.jsonl")
+    assert len(rows) == len({r["record_id"] for r in rows}) == 5
+    assert [json.loads(line) for line in complete] == rows[: len(complete)]
