@@ -38,9 +38,27 @@ SAMPLING_PARAMS = (
     "frequency_penalty",
     "stop",
     "reasoning_effort",
+    "verbosity",
     "n",
 )
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+VERBOSITIES = ("low", "medium", "high")
+APIS = ("chat", "responses")
+# Where a turn's earlier exchanges live: sent by the runner, or kept by the server.
+CONVERSATION_STATES = ("client", "previous_response_id", "conversation")
+# What a model may be offered: function tools, and the Responses API's built-in tools.
+TOOL_KINDS = ("function", "web_search", "file_search", "code_interpreter")
+BUILTIN_TOOLS = {"web_search": "web_search", "web_search_preview": "web_search"} | {
+    k: k for k in ("file_search", "code_interpreter")
+}
+# The sampling params the Responses API takes, by their dotted name there.
+RESPONSES_PARAMS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_output_tokens",
+    "reasoning_effort": "reasoning.effort",
+    "verbosity": "text.verbosity",
+}
 
 # Keys that say how a run goes, not what it asks: left out of the overrides kept in records,
 # so that they do not turn into swept columns (a resumed run would otherwise differ by
@@ -73,6 +91,8 @@ class ModelPreset:
     max_tokens_param: str = "max_tokens"
     rpm: int | None = None
     tpm: int | None = None
+    api: str = "chat"
+    tools: list[str] = field(default_factory=lambda: ["function"])
 
 
 @dataclass
@@ -95,6 +115,7 @@ class SamplingPreset:
     frequency_penalty: float | None = None
     stop: list[str] | None = None
     reasoning_effort: str | None = None
+    verbosity: str | None = None
     n: int | None = None
 
 
@@ -157,6 +178,45 @@ class CacheSettings:
 
 
 @dataclass
+class FunctionTool:
+    """A function the model may call: its JSON schema, and what answers it.
+
+    ``_target_`` names the Python callable (``package.module.function``) called with the
+    model's arguments; ``output`` is a canned answer instead (``{argument}`` fields filled).
+    """
+
+    name: str = MISSING
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    _target_: str | None = None
+    output: str | None = None
+    strict: bool = False
+
+
+@dataclass
+class ToolSet:
+    """The tools offered to the model, and how many rounds of calls a turn may take."""
+
+    name: str = "none"
+    functions: list[FunctionTool] = field(default_factory=list)
+    builtin: list[dict[str, Any]] = field(default_factory=list)
+    choice: str = "auto"
+    max_rounds: int = 4
+
+
+@dataclass
+class ResponseFormat:
+    """Structured output: ``text`` (nothing sent), ``json_object``, or ``json_schema`` with a
+    schema given inline or in a file."""
+
+    type: str = "text"
+    name: str = "answer"
+    schema: dict[str, Any] | None = None
+    schema_path: str | None = None
+    strict: bool = True
+
+
+@dataclass
 class RunConfig:
     """The whole composed experiment, as ``conf/config.yaml`` lays it out."""
 
@@ -164,6 +224,9 @@ class RunConfig:
     system: SystemPreset = MISSING
     sampling: SamplingPreset = MISSING
     questions: QuestionSet = MISSING
+    tools: ToolSet = field(default_factory=ToolSet)
+    response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    conversation_state: str = "client"
     max_history: int | None = None
     token_budget: int | None = None
     concurrency: int = 16
@@ -210,6 +273,8 @@ def validate(cfg: DictConfig | RunConfig) -> RunConfig:
         run = cfg
     _check_ranges(run)
     _check_accepted_params(run)
+    _check_api(run)
+    _check_tools(run)
     return run
 
 
@@ -489,6 +554,113 @@ def _check_accepted_params(run: RunConfig) -> None:
             f"model {run.model.name} does not accept sampling.{first}="
             f"{getattr(run.sampling, first)!r} (it accepts: {', '.join(run.model.accepts)}); "
             f"set sampling.{first}=null or choose another model"
+        )
+
+
+def _check_api(run: RunConfig) -> None:
+    """The API, the conversation state and the params must go together."""
+    model = run.model
+    if model.api not in APIS:
+        raise ConfigError(f"model.api={model.api!r} is not an API: use chat or responses")
+    if run.conversation_state not in CONVERSATION_STATES:
+        raise ConfigError(
+            f"conversation_state={run.conversation_state!r} is not a state: use "
+            + ", ".join(CONVERSATION_STATES)
+        )
+    if run.conversation_state != "client" and model.api != "responses":
+        raise ConfigError(
+            f"conversation_state={run.conversation_state} keeps the conversation on the server, "
+            f"which only the Responses API does: set model.api=responses (model {model.name} "
+            "has model.api=chat) or conversation_state=client"
+        )
+    if run.sampling.verbosity is not None and run.sampling.verbosity not in VERBOSITIES:
+        raise ConfigError(
+            f"sampling.verbosity={run.sampling.verbosity!r} is out of range: use one of "
+            + ", ".join(VERBOSITIES)
+        )
+    if model.api == "responses":
+        for name in SAMPLING_PARAMS:
+            value = getattr(run.sampling, name)
+            if value is not None and name not in RESPONSES_PARAMS:
+                raise ConfigError(
+                    f"sampling.{name}={value!r} is not a Responses API parameter "
+                    f"(model.api=responses takes {', '.join(RESPONSES_PARAMS)}): set "
+                    f"sampling.{name}=null, or model.api=chat"
+                )
+    fmt = run.response_format
+    if fmt.type not in ("text", "json_object", "json_schema"):
+        raise ConfigError(
+            f"response_format.type={fmt.type!r} is not a format: use text, json_object or "
+            "json_schema"
+        )
+    if fmt.type == "json_schema" and (fmt.schema is None) == (fmt.schema_path is None):
+        raise ConfigError(
+            "response_format.type=json_schema needs its JSON schema: give exactly one of "
+            "response_format.schema (inline) and response_format.schema_path (a .json file)"
+        )
+
+
+def _check_tools(run: RunConfig) -> None:
+    """Every tool is well formed and one the model accepts, before any call."""
+    tools, model = run.tools, run.model
+    unknown = sorted(set(model.tools) - set(TOOL_KINDS))
+    if unknown:
+        raise ConfigError(
+            f"model.tools lists unknown tool kinds {unknown}: use names from "
+            + ", ".join(TOOL_KINDS)
+        )
+    if tools.max_rounds < 1:
+        raise ConfigError(
+            f"tools.max_rounds={tools.max_rounds} is out of range: use a whole number of at least 1"
+        )
+    names: set[str] = set()
+    for i, tool in enumerate(tools.functions):
+        where = f"tools.functions[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tool.name or ""):
+            raise ConfigError(
+                f"{where}.name={tool.name!r} is not a tool name: use 1 to 64 letters, digits, "
+                "'_' or '-'"
+            )
+        if tool.name in names:
+            raise ConfigError(f"tools.functions has the name {tool.name!r} twice: names are unique")
+        names.add(tool.name)
+        if (tool._target_ is None) == (tool.output is None):
+            raise ConfigError(
+                f"{where} ({tool.name}) needs what answers it: give exactly one of _target_ "
+                "(a Python callable, package.module.function) and output (a canned answer)"
+            )
+    offered = (["function"] if tools.functions else []) + [
+        BUILTIN_TOOLS.get(str(b.get("type")), str(b.get("type"))) for b in tools.builtin
+    ]
+    for i, builtin in enumerate(tools.builtin):
+        kind = str(builtin.get("type"))
+        if kind not in BUILTIN_TOOLS:
+            raise ConfigError(
+                f"tools.builtin[{i}].type={kind!r} is not a built-in tool: use web_search, "
+                "file_search or code_interpreter"
+            )
+        if model.api != "responses":
+            raise ConfigError(
+                f"the built-in tool {kind} (tools={tools.name}) works with the Responses API "
+                f"only: set model.api=responses (model {model.name} has model.api=chat)"
+            )
+    for kind in offered:
+        if kind not in model.tools:
+            raise ConfigError(
+                f"model {model.name} does not accept {kind} tools (tools={tools.name}; it "
+                f"accepts: {', '.join(model.tools) or 'none'}): choose another tool set "
+                "(tools=none) or another model"
+            )
+    if offered and (run.sampling.n or 1) > 1:
+        raise ConfigError(
+            f"sampling.n={run.sampling.n} with tools (tools={tools.name}) is not supported: a "
+            "tool loop follows one answer; set sampling.n=null or tools=none"
+        )
+    choices = ("auto", "required", "none", *names)
+    if tools.choice not in choices:
+        raise ConfigError(
+            f"tools.choice={tools.choice!r} is not a choice: use auto, required, none or a "
+            "function's name"
         )
 
 
