@@ -47,6 +47,15 @@ WEB_SEARCH_TOOLS = frozenset(
 CITED_FILE_ID = "file-echo0001"
 CITED_FILENAME = "notes.md"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
+# Request fields whose JSON type the API checks: (name, Python types, what the message says).
+_SHAPES: list[tuple[str, type | tuple[type, ...], str]] = [
+    ("input", (str, list), "one of a string or array of input items"),
+    ("text", dict, "an object"),
+    ("tools", list, "an array"),
+    ("include", list, "an array"),
+]
+_JSON_TYPES: dict[type, str] = {str: "a string", dict: "an object", list: "an array"}
+_JSON_TYPES.update({bool: "a boolean", int: "an integer", float: "a number"})
 
 
 def echo_transport() -> EchoTransport:
@@ -182,6 +191,11 @@ class EchoTransport(httpx2.MockTransport):
                 return _unsupported(key)
         if not isinstance(body.get("model"), str):
             return _missing("model")
+        for param, kinds, expected in _SHAPES:
+            if body.get(param) is not None and not isinstance(body[param], kinds):
+                got = _JSON_TYPES.get(type(body[param]), "another type")
+                message = f"Invalid type for '{param}': expected {expected}, but got {got} instead."
+                return _api_error(400, message, "invalid_type", param)
         tools = body.get("tools")
         for i, tool in enumerate(tools if isinstance(tools, list) else []):
             if isinstance(tool, dict) and tool.get("type") == "function" and "name" not in tool:
@@ -387,7 +401,12 @@ def _chat_problem(body: dict[str, Any]) -> httpx2.Response | None:
 
 def _chat_call(body: dict[str, Any]) -> tuple[str, str] | None:
     """(function name, arguments) when the model calls a function, else None."""
-    tools = [t["function"] for t in body.get("tools") or [] if t.get("type") == "function"]
+    offered = body.get("tools")
+    tools = [
+        t["function"]
+        for t in (offered if isinstance(offered, list) else [])
+        if isinstance(t, dict) and t.get("type") == "function"
+    ]
     turns = _chat_turns(body["messages"])
     tool = _chosen_tool(tools, body.get("tool_choice"))
     if tool is None or not _asked(turns):
@@ -414,7 +433,9 @@ def _chat_turns(messages: list[Any]) -> list[Turn]:
         if m.get("content") is not None or not m.get("tool_calls"):
             turns.append(("message", str(m.get("role")), _text(m.get("content")), "", ""))
         for call in m.get("tool_calls") or []:
-            function = call.get("function") or {}
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                continue
             arguments, name = str(function.get("arguments", "")), str(function.get("name", ""))
             turns.append(("call", "assistant", arguments, name, str(call.get("id"))))
     return turns
@@ -472,7 +493,8 @@ def _chosen_tool(tools: list[dict[str, Any]], choice: Any) -> dict[str, Any] | N
     if not tools or choice == "none":
         return None
     if isinstance(choice, dict):
-        name = choice.get("name") or (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        name = choice.get("name") or (function.get("name") if isinstance(function, dict) else None)
         return next((t for t in tools if t.get("name") == name), tools[0])
     return tools[0]
 
@@ -509,6 +531,8 @@ def _items(value: Any) -> list[dict[str, Any]]:
         value = [{"role": "user", "content": value}]
     items = []
     for raw in value if isinstance(value, list) else []:
+        if not isinstance(raw, dict):
+            continue
         item = dict(raw)
         if "role" in item and item.get("type", "message") == "message":
             item["type"] = "message"
@@ -579,8 +603,9 @@ class _Reply:
             return
         offered = {t.get("type") for t in tools} if choice != "none" else set()
         self._builtin_calls(tools if offered else [], question, digest)
-        text_format = (body.get("text") or {}).get("format") or {}
-        if text_format.get("type") == "json_schema":
+        text_config = body.get("text")
+        text_format = text_config.get("format") if isinstance(text_config, dict) else None
+        if isinstance(text_format, dict) and text_format.get("type") == "json_schema":
             text = json.dumps(_value(text_format.get("schema"), question), ensure_ascii=False)
         else:
             text = question + _tool_said(turns)

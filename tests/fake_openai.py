@@ -751,6 +751,15 @@ FAILED_MESSAGE = "The model failed to generate a response."
 CITED_FILE_ID = "file-fake0001"
 CITED_FILENAME = "notes.md"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
+# Request fields whose JSON type the API checks: (name, Python types, what the message says).
+_SHAPES: list[tuple[str, type | tuple[type, ...], str]] = [
+    ("input", (str, list), "one of a string or array of input items"),
+    ("text", dict, "an object"),
+    ("tools", list, "an array"),
+    ("include", list, "an array"),
+]
+_JSON_TYPES: dict[type, str] = {str: "a string", dict: "an object", list: "an array"}
+_JSON_TYPES.update({bool: "a boolean", int: "an integer", float: "a number"})
 
 
 def _message_item(role: str, text: str) -> dict[str, Any]:
@@ -1845,6 +1854,11 @@ class FakeOpenAIServer:
                 "model",
             )
             return 400, body
+        for param, kinds, expected in _SHAPES:
+            if request.get(param) is not None and not isinstance(request[param], kinds):
+                got = _JSON_TYPES.get(type(request[param]), "another type")
+                msg = f"Invalid type for '{param}': expected {expected}, but got {got} instead."
+                return 400, _error_body(msg, "invalid_request_error", "invalid_type", param)
         tools = request.get("tools")
         for i, tool in enumerate(tools if isinstance(tools, list) else []):
             if isinstance(tool, dict) and tool.get("type") == "function" and "name" not in tool:

@@ -229,6 +229,20 @@ def test_unsupported_parameters_are_400(client: OpenAI, param: str, value: objec
     }
 
 
+def test_malformed_requests_are_400(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="echo", input=QUESTION, extra_body={"text": "plain"})
+    assert err.value.body == {
+        "message": "Invalid type for 'text': expected an object, but got a string instead.",
+        "type": "invalid_request_error",
+        "param": "text",
+        "code": "invalid_type",
+    }
+    with pytest.raises(openai.BadRequestError) as nested:  # a Chat Completions tool
+        client.responses.create(model="echo", input=QUESTION, tools=[CHAT_WEATHER_TOOL])
+    assert nested.value.body["message"] == "Missing required parameter: 'tools[0].name'."
+
+
 def test_conversations(client: OpenAI, transport: EchoTransport) -> None:
     conversation = client.conversations.create(
         items=[{"role": "user", "content": "first question"}], metadata={"topic": "t"}

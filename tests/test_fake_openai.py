@@ -1055,9 +1055,18 @@ def test_unsupported_parameters_are_400(strict: OpenAI, param: str, value: objec
 def test_responses_request_errors(server: FakeOpenAIServer, strict: OpenAI) -> None:
     with httpx2.Client() as raw:
         resp = raw.post(f"{server.base_url}/responses", json={"input": "hi"})
-    assert resp.status_code == 400
-    assert resp.json()["error"]["code"] == "missing_required_parameter"
-    assert resp.json()["error"]["param"] == "model"
+        assert resp.status_code == 400
+        assert resp.json()["error"]["code"] == "missing_required_parameter"
+        assert resp.json()["error"]["param"] == "model"
+        resp = raw.post(f"{server.base_url}/responses", json={"model": "m", "input": {"a": 1}})
+        assert resp.status_code == 400
+        assert resp.json()["error"] == {
+            "message": "Invalid type for 'input': expected one of a string or array of input "
+            "items, but got an object instead.",
+            "type": "invalid_request_error",
+            "param": "input",
+            "code": "invalid_type",
+        }
     with pytest.raises(openai.BadRequestError) as err:  # a Chat Completions tool, nested
         strict.responses.create(model="m", input="hi", tools=[CHAT_WEATHER_TOOL])
     assert err.value.body["message"] == "Missing required parameter: 'tools[0].name'."
