@@ -470,3 +470,12 @@ def test_async_client_streams_responses() -> None:
             return await asyncio.gather(*(one(i) for i in range(5)))
 
     assert asyncio.run(run()) == [f"question {i}" for i in range(5)]
+
+
+def test_responses_stream_helper_accumulates(client: OpenAI) -> None:
+    """The SDK's stream helper checks each event against its snapshot of the response."""
+    with client.responses.stream(model="echo", input=QUESTION, tools=[{"type": "web_search"}]) as s:
+        texts = [e.delta for e in s if e.type == "response.output_text.delta"]
+        final = s.get_final_response()
+    assert "".join(texts) == final.output_text == QUESTION
+    assert [item.type for item in final.output] == ["web_search_call", "message"]

@@ -1848,3 +1848,23 @@ def test_responses_async_concurrent(server: FakeOpenAIServer) -> None:
 
     assert asyncio.run(run()) == [f"fake answer to: question {i}" for i in range(10)]
     assert len(server.conversation_items("conv_fake_1")) == 20
+
+
+def test_responses_stream_helper_accumulates(strict: OpenAI) -> None:
+    """The SDK's stream helper checks each event against its snapshot of the response."""
+    tools = [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]
+    with strict.responses.stream(model="m", input=QUESTION, tools=tools) as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(texts) == final.output_text == ANSWER
+    assert [item.type for item in final.output] == [
+        "web_search_call",
+        "file_search_call",
+        "message",
+    ]
+    strict_tool = {**WEATHER_TOOL, "strict": True, "parameters": {**WEATHER, "required": ["city"]}}
+    with strict.responses.stream(model="m", input=QUESTION, tools=[strict_tool]) as stream:
+        final = stream.get_final_response()
+    call = final.output[0]
+    assert call.type == "function_call"
+    assert call.parsed_arguments == {"city": QUESTION}
