@@ -1,7 +1,8 @@
 """The on-disk response cache: identical requests are answered once, across runs and processes.
 
-Keys hash everything that shapes an answer (base URL, model, messages, sampling params);
-values are successful completions only. diskcache keeps them in SQLite, which is safe
+Keys hash everything that shapes an answer (the base URL calls go to, the API and the whole
+request body: model, messages, sampling params, tools, response format); values are
+finished completions only. diskcache keeps them in SQLite, which is safe
 for several processes at once.
 """
 
@@ -19,16 +20,9 @@ import diskcache
 from runner.errors import ConfigError
 
 
-def cache_key(
-    base_url: str | None, model: str, messages: list[dict[str, str]], params: dict[str, Any]
-) -> str:
-    """A stable hash of one request."""
-    blob = json.dumps(
-        {"base_url": base_url, "model": model, "messages": messages, "params": params},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def cache_key(base_url: str | None, request: str) -> str:
+    """A stable hash of one request (``request``: its canonical JSON) sent to ``base_url``."""
+    blob = json.dumps([base_url, request], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

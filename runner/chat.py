@@ -36,16 +36,16 @@ from runner.config import (
     RunConfig,
     SamplingPreset,
     SystemPreset,
-    sampling_params,
     token_budget,
     validate,
 )
 from runner.display import NoView, View, make_view
-from runner.errors import BudgetError, ConfigError
+from runner.errors import ConfigError
 from runner.gateway import Gateway, api_key_for, charged_usage
-from runner.history import Exchange, Message, build_prompt, exchange
+from runner.history import Exchange, Message, exchange
 from runner.record import CallError, TokenUsage, cost_usd, estimated_usage
 from runner.tokens import TokenCounter, encoding_for, get_counter
+from runner.turn import ConversationState, Step, TurnResult, TurnRunner, shape_for
 
 __all__ = ["ChatSession", "ChatTurn"]
 
@@ -74,6 +74,9 @@ class ChatTurn:
     finish_reason: str | None = None
     messages: list[Message] = field(default_factory=list)
     refusal: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    response_id: str | None = None
+    calls: int = 1
 
     @property
     def footer(self) -> str:
@@ -90,7 +93,9 @@ class ChatTurn:
                 f"completion {approx}{_count(self.usage.completion_tokens)} tokens"
             )
             parts.append("cost unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}")
-        if self.attempts > 1:
+        if self.calls > 1:
+            parts.append(f"{self.calls} calls (tool rounds)")
+        if self.attempts > max(self.calls, 1):
             parts.append(f"{self.attempts} attempts")
         if self.latency_s is not None:
             seconds = self.latency_s
@@ -175,10 +180,12 @@ class ChatSession:
         budget, reserved = token_budget(run)
         api_key_for(run.model)  # CredentialsError now, not at the first question
         self._run = run
-        self._params = sampling_params(run)
+        shape, toolbox, _ = shape_for(run)
+        self._params = shape.params
         self._budget = budget
         self._reserved = reserved
         self._counter: TokenCounter = get_counter(encoding_for(run.model.name, run.model.encoding))
+        self._state = ConversationState(run.conversation_state)
         self._exchanges: list[Exchange] = []
         self._turns: list[ChatTurn] = []
         self._lock = threading.Lock()
@@ -191,6 +198,9 @@ class ChatSession:
         self._gateway: Gateway = asyncio.run_coroutine_threadsafe(
             _make_gateway(), self._loop
         ).result()
+        self._runner = TurnRunner(
+            self._gateway, run, shape, toolbox, self._counter, budget, reserved
+        )
         self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._thread, self._gateway)
 
     # ------------------------------------------------------------------ the conversation
@@ -216,35 +226,18 @@ class ChatSession:
             return turn
 
     def _ask(self, question: str, view: View) -> ChatTurn:
-        run = self._run
-        try:
-            prompt = build_prompt(
-                run.system.message or None,
-                self._exchanges,
-                question,
-                self._counter,
-                self._budget,
-                self._reserved,
-                run.max_history,
-            )
-        except BudgetError as exc:
-            error = CallError("BudgetError", str(exc))
-            return ChatTurn(question, None, TokenUsage(source="none"), None, 0, None, None, error)
-        pieces: queue.Queue[tuple[str, str | None]] = queue.Queue()
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
 
         def on_delta(piece: str | None) -> None:  # runs in the loop thread
             pieces.put(("reset", None) if piece is None else ("piece", piece))
 
+        def on_step(step: Step) -> None:
+            for call in step.calls:
+                pieces.put(("piece", f"\n\n→ {call.name}({call.arguments})\n\n"))
+
+        before = dataclasses.replace(self._state)
         future = asyncio.run_coroutine_threadsafe(
-            self._gateway.complete(
-                run.model,
-                prompt.messages,
-                self._params,
-                prompt.prompt_tokens + self._reserved,
-                run.retry,
-                run.timeout_s,
-                on_delta,
-            ),
+            self._runner.ask(self._exchanges, question, self._state, on_step, on_delta),
             self._loop,
         )
         future.add_done_callback(lambda _: pieces.put(("done", None)))
@@ -257,51 +250,67 @@ class ChatSession:
                     view.restart()
                 elif piece:
                     view.piece(piece)
-            outcome = future.result()
+            result = future.result()
         except BaseException:  # KeyboardInterrupt in a cell: stop the call too
             future.cancel()
             raise
-        completion = outcome.completion
-        sent = [dict(m) for m in prompt.messages]  # copies: a turn must not alias the history
-        retried = charged_usage(outcome, prompt.prompt_tokens, self._counter.count_text)
-        retry_cost = cost_usd(retried, run.model.prices) if retried is not None else 0.0
-        if completion is None:
+        turn = self._turn(question, result)
+        if turn.error is not None:  # the server's state goes back to before the failed turn
+            self._state = before
+        return turn
+
+    def _turn(self, question: str, result: TurnResult) -> ChatTurn:
+        """The turn as the session keeps it: the last call's answer, every call's tokens and
+        cost together, the tools called."""
+        last = result.last
+        if last is None:
             return ChatTurn(
-                question,
-                None,
-                TokenUsage(source="none"),
-                prompt.prompt_tokens,
-                prompt.dropped_messages,
-                retry_cost if retried is not None else None,
-                _round(outcome.latency_s),
-                outcome.error,
-                outcome.attempts,
-                None,
-                sent,
+                question, None, TokenUsage(source="none"), None, 0, None, None, result.error
             )
-        first = completion.choices[0] if completion.choices else None
-        failure = (
-            first.error()
-            if first is not None
-            else CallError("MissingChoice", "the server sent no answer")
-        )
-        usage = completion.usage or estimated_usage(
-            self._counter.count_text, prompt.prompt_tokens, completion.answer
-        )
-        cost = cost_usd(usage, run.model.prices)
+        prices = self._run.model.prices
+        usage: TokenUsage | None = None
+        cost: float | None = 0.0
+        for step in result.steps:
+            completion = step.outcome.completion
+            spent = None
+            if completion is not None:
+                spent = completion.usage or estimated_usage(
+                    self._counter.count_text, step.estimate, completion.answer
+                )
+                usage = spent if usage is None else _add(usage, spent)
+            retried = charged_usage(step.outcome, step.estimate, self._counter.count_text)
+            unknown = any(a.charged is None for a in step.outcome.attempt_errors)
+            if completion is None and retried is None and unknown:
+                cost = None  # an attempt may have been billed: nobody can say
+            for part in (spent, retried):
+                if part is not None and cost is not None:
+                    price = cost_usd(part, prices)
+                    cost = None if price is None else cost + price
+        completion = last.outcome.completion
+        first = completion.choices[0] if completion is not None and completion.choices else None
+        error = last.outcome.error or last.error
+        if error is None:
+            error = (
+                first.error()
+                if first is not None
+                else CallError("MissingChoice", "the server sent no answer")
+            )
         return ChatTurn(
             question,
             first.text if first is not None and first.refusal is None else None,
-            usage,
-            prompt.prompt_tokens,
-            prompt.dropped_messages,
-            None if cost is None or retry_cost is None else cost + retry_cost,
-            _round(outcome.latency_s),
-            failure,
-            outcome.attempts,
-            completion.finish_reason,
-            sent,
+            usage or TokenUsage(source="none"),
+            result.steps[0].estimate,
+            result.steps[0].dropped,
+            cost,
+            _round(sum(s.outcome.latency_s or 0.0 for s in result.steps)),
+            error,
+            sum(s.outcome.attempts for s in result.steps),
+            first.finish_reason if first is not None else None,
+            [dict(m) for m in result.steps[0].messages],  # copies: not to alias the history
             first.refusal if first is not None else None,
+            [r.to_dict() for r in result.tool_results],
+            completion.response_id if completion is not None else None,
+            len(result.steps),
         )
 
     def reset(self) -> None:
@@ -501,6 +510,26 @@ def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, gateway
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _add(total: TokenUsage, part: TokenUsage) -> TokenUsage:
+    """Two calls' usage together (a figure either leaves unknown stays unknown)."""
+
+    def plus(a: int | None, b: int | None) -> int | None:
+        return None if a is None or b is None else a + b
+
+    return TokenUsage(
+        plus(total.prompt_tokens, part.prompt_tokens),
+        plus(total.completion_tokens, part.completion_tokens),
+        plus(total.total_tokens, part.total_tokens),
+        part.cached_tokens
+        if total.cached_tokens is None
+        else plus(total.cached_tokens, part.cached_tokens),
+        part.reasoning_tokens
+        if total.reasoning_tokens is None
+        else plus(total.reasoning_tokens, part.reasoning_tokens),
+        "estimate" if "estimate" in (total.source, part.source) else part.source,
+    )
 
 
 def _count(value: int | None) -> str:

@@ -236,6 +236,11 @@ def echo_reply(body: dict[str, Any]) -> tuple[str, str]:
         (m.get("content") or "" for m in reversed(body.get("messages", [])) if m["role"] == "user"),
         "",
     )
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return json.dumps(_value(schema, question), ensure_ascii=False), "stop"
     question += _tool_said(_chat_turns(body.get("messages", [])))
     for stop in body.get("stop") or []:
         if stop and stop in question:

@@ -11,6 +11,7 @@ import httpx2
 from openai import AsyncOpenAI, AsyncStream
 
 from runner.record import CallError, TokenUsage
+from runner.tools import ToolCall
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Choice:
     text: str = ""
     refusal: str | None = None
     finish_reason: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     def error(self) -> CallError | None:
         """Why this choice is not an answer: the model refused, or a content filter cut it."""
@@ -50,6 +52,9 @@ class Completion:
     system_fingerprint: str | None
     ttft_s: float | None
     finished: bool = True
+    # Responses API: every output item as the server sent it (function calls to echo back,
+    # built-in tool calls with their results, messages with their citations)
+    output: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def answer(self) -> str:
@@ -67,24 +72,33 @@ class Completion:
 
     def to_cache(self) -> dict[str, Any]:
         return {
-            "choices": [dict(c.__dict__) for c in self.choices],
+            "choices": [
+                {**c.__dict__, "tool_calls": [dict(t.__dict__) for t in c.tool_calls]}
+                for c in self.choices
+            ],
             "usage": None if self.usage is None else dict(self.usage.__dict__),
             "response_id": self.response_id,
             "served_model": self.served_model,
             "system_fingerprint": self.system_fingerprint,
+            "output": self.output,
         }
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> Completion:
         usage = data.get("usage")
+        choices = [
+            Choice(**{**c, "tool_calls": [ToolCall(**t) for t in c.get("tool_calls") or []]})
+            for c in data["choices"]
+        ]
         # no call was made: the original call's time to first token says nothing of this one
         return cls(
-            choices=[Choice(**c) for c in data["choices"]],
+            choices=choices,
             usage=None if usage is None else TokenUsage(**usage),
             response_id=data.get("response_id"),
             served_model=data.get("served_model"),
             system_fingerprint=data.get("system_fingerprint"),
             ttft_s=None,
+            output=list(data.get("output") or []),
         )
 
 
@@ -110,8 +124,9 @@ class MalformedChunkError(ValueError):
     """A streamed chunk that parses as JSON but is not shaped like a chat completion chunk."""
 
 
-class _Stream(AsyncStream[object]):
-    """The SDK's stream of JSON objects, noting whether the server said ``[DONE]``."""
+class EventStream(AsyncStream[object]):
+    """The SDK's stream of server-sent events as JSON objects, noting whether the server
+    said ``[DONE]``."""
 
     done = False
 
@@ -129,9 +144,7 @@ def timeout_for(seconds: float) -> httpx2.Timeout:
 
 async def stream_completion(
     client: AsyncOpenAI,
-    model: str,
-    messages: list[dict[str, str]],
-    params: dict[str, Any],
+    body: dict[str, Any],
     timeout_s: float,
     on_delta: Callable[[str], None] | None = None,
     progress: Progress | None = None,
@@ -154,46 +167,40 @@ async def stream_completion(
     """
     started = time.perf_counter()
     progress = progress if progress is not None else Progress()
-    body = {
-        "model": model,
-        "messages": messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        **params,
-    }
     stream = await client.post(
         "/chat/completions",
-        body=body,
+        body={**body, "stream": True, "stream_options": {"include_usage": True}},
         cast_to=object,
         stream=True,
-        stream_cls=_Stream,
+        stream_cls=EventStream,
         options={"timeout": timeout_for(timeout_s)},
     )
-    assert isinstance(stream, _Stream)
+    assert isinstance(stream, EventStream)
     progress.responded = True
     choices: dict[int, Choice] = {}
+    calls: dict[tuple[int, int], dict[str, str]] = {}  # (choice, call index) -> pieces so far
     ttft: float | None = None
     rid = served = fingerprint = None
     async with stream:
         async for raw in stream:
-            chunk = _object(raw, "stream chunk")
+            chunk = json_object(raw, "stream chunk")
             rid = rid or chunk.get("id")
             served = served or chunk.get("model")
             fingerprint = fingerprint or chunk.get("system_fingerprint")
             if chunk.get("usage") is not None:
-                progress.usage = _usage(_object(chunk["usage"], "usage"))
+                progress.usage = _usage(json_object(chunk["usage"], "usage"))
             raw_choices = chunk.get("choices") or []
             if not isinstance(raw_choices, list):
                 raise MalformedChunkError(f"choices is not a list: {raw_choices!r:.200}")
             for raw_choice in raw_choices:
-                item = _object(raw_choice, "choice")
+                item = json_object(raw_choice, "choice")
                 index = item.get("index") or 0
                 if not isinstance(index, int) or isinstance(index, bool) or index < 0:
                     raise MalformedChunkError(f"choice index is not a number: {index!r:.200}")
                 choice = choices.get(index)
                 if choice is None:
                     choice = choices[index] = Choice(index)
-                delta = _object(item.get("delta") or {}, "delta")
+                delta = json_object(item.get("delta") or {}, "delta")
                 text = _text(delta, "content")
                 refusal = _text(delta, "refusal")
                 if (text or refusal) and ttft is None:
@@ -206,8 +213,18 @@ async def stream_completion(
                 if refusal:
                     choice.refusal = (choice.refusal or "") + refusal
                     progress.text.append(refusal)
+                for piece in _tool_call_pieces(delta):
+                    call = calls.setdefault((index, piece["index"]), {"id": "", "name": ""})
+                    call["id"] = call["id"] or piece["id"]
+                    call["name"] += piece["name"]
+                    call["arguments"] = call.get("arguments", "") + piece["arguments"]
+                    progress.text.append(piece["name"] + piece["arguments"])
                 if item.get("finish_reason"):
                     choice.finish_reason = item["finish_reason"]
+    for (index, _), call in sorted(calls.items()):
+        choices[index].tool_calls.append(
+            ToolCall(call["id"], call["name"], call.get("arguments") or "")
+        )
     finished = bool(choices) and all(c.finish_reason for c in choices.values())
     if not finished and not stream.done:
         got = ", ".join(f"{len(c.text)} characters of choice {c.index}" for c in choices.values())
@@ -226,10 +243,35 @@ async def stream_completion(
     )
 
 
-def _object(value: Any, what: str) -> dict[str, Any]:
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``MalformedChunkError`` saying what it should be."""
     if not isinstance(value, dict):
         raise MalformedChunkError(f"{what} is not a JSON object: {value!r:.200}")
     return value
+
+
+def _tool_call_pieces(delta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pieces of tool calls in one delta: each names its call by ``index``; the first
+    piece of a call carries its ``id`` and name, later ones more of its arguments."""
+    raw = delta.get("tool_calls") or []
+    if not isinstance(raw, list):
+        raise MalformedChunkError(f"delta.tool_calls is not a list: {raw!r:.200}")
+    pieces = []
+    for position, item in enumerate(raw):
+        call = json_object(item, "tool call")
+        function = json_object(call.get("function") or {}, "tool call function")
+        index = call.get("index", position)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise MalformedChunkError(f"tool call index is not a number: {index!r:.200}")
+        pieces.append(
+            {
+                "index": index,
+                "id": str(call.get("id") or ""),
+                "name": _text(function, "name") or "",
+                "arguments": _text(function, "arguments") or "",
+            }
+        )
+    return pieces
 
 
 def _text(delta: dict[str, Any], key: str) -> str | None:
@@ -243,16 +285,17 @@ def _usage(raw: dict[str, Any]) -> TokenUsage:
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
     return TokenUsage(
-        prompt_tokens=_count(raw, "prompt_tokens"),
-        completion_tokens=_count(raw, "completion_tokens"),
-        total_tokens=_count(raw, "total_tokens"),
-        cached_tokens=_count(prompt_details, "cached_tokens"),
-        reasoning_tokens=_count(completion_details, "reasoning_tokens"),
+        prompt_tokens=whole_number(raw, "prompt_tokens"),
+        completion_tokens=whole_number(raw, "completion_tokens"),
+        total_tokens=whole_number(raw, "total_tokens"),
+        cached_tokens=whole_number(prompt_details, "cached_tokens"),
+        reasoning_tokens=whole_number(completion_details, "reasoning_tokens"),
         source="api",
     )
 
 
-def _count(raw: Any, name: str) -> int | None:
+def whole_number(raw: Any, name: str) -> int | None:
+    """A usage count from ``raw[name]``: None when absent; 12.0 read as 12."""
     value = raw.get(name) if isinstance(raw, dict) else None
     if value is None:
         return None

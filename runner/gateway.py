@@ -19,15 +19,23 @@ from typing import Any
 
 import httpx2
 from openai import AsyncOpenAI
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
 
 from runner.cache import ResponseCache, cache_key
 from runner.config import ModelPreset, RetryPolicy
 from runner.echo import ECHO_BASE_URL, echo_transport
-from runner.engine import Completion, Progress, stream_completion
+from runner.engine import Completion, Progress, stream_completion, timeout_for
 from runner.errors import CredentialsError
 from runner.limits import RateLimits
 from runner.record import AttemptError, CallError, TokenUsage, estimated_usage
+from runner.request import Request, request_key
+from runner.responses import stream_response
 from runner.retry import backoff_s, charged, classify
 
 log = logging.getLogger(__name__)
@@ -136,21 +144,22 @@ class Gateway:
     async def complete(
         self,
         preset: ModelPreset,
-        messages: list[dict[str, str]],
-        params: dict[str, Any],
+        request: Request,
         estimated_tokens: int,
         retry: RetryPolicy,
         timeout_s: float,
         on_delta: Callable[[str | None], None] | None = None,
+        use_cache: bool = True,
     ) -> CallOutcome:
         """Answer from the cache, or call the API with retries; never raises for API failures.
 
         ``on_delta`` receives each streamed piece of the answer, and ``None`` when an attempt
-        starts over (a retry), so a live display can clear what it showed.
+        starts over (a retry), so a live display can clear what it showed. ``use_cache`` is
+        false for requests whose answer the server must keep (server-side conversations).
         """
         key = None
-        if self.cache is not None:
-            key = cache_key(self.endpoint_for(preset), preset.name, messages, params)
+        if self.cache is not None and use_cache:
+            key = cache_key(self.endpoint_for(preset), request_key(request))
             while True:
                 hit = await self._cache_get(key)
                 if hit is None:
@@ -169,7 +178,7 @@ class Gateway:
         outcome: CallOutcome | None = None
         try:
             outcome = await self._call(
-                preset, messages, params, estimated_tokens, retry, timeout_s, on_delta
+                preset, request, estimated_tokens, retry, timeout_s, on_delta
             )
         finally:
             if key is not None:
@@ -183,8 +192,7 @@ class Gateway:
     async def _call(
         self,
         preset: ModelPreset,
-        messages: list[dict[str, str]],
-        params: dict[str, Any],
+        request: Request,
         estimated_tokens: int,
         retry: RetryPolicy,
         timeout_s: float,
@@ -241,14 +249,11 @@ class Gateway:
                             started = time.perf_counter()
                             if on_delta is not None and number > 1:
                                 on_delta(None)
-                            completion = await stream_completion(
-                                client,
-                                preset.name,
-                                messages,
-                                params,
-                                timeout_s,
-                                on_delta,
-                                progress,
+                            stream = (
+                                stream_response if request.api == "responses" else stream_completion
+                            )
+                            completion = await stream(
+                                client, request.body, timeout_s, on_delta, progress
                             )
                     except Exception as exc:
                         error = classify(exc).error
@@ -280,6 +285,40 @@ class Gateway:
             attempt_errors,
             billed,
         )
+
+    async def create_conversation(
+        self, preset: ModelPreset, retry: RetryPolicy, timeout_s: float
+    ) -> str | CallError:
+        """A new server-side Conversation (Responses API): its id, or why it could not be made."""
+        client = self.client_for(preset)
+        await self._sending.wait()
+        retrying = AsyncRetrying(
+            sleep=self.sleep,
+            stop=stop_after_attempt(retry.max_attempts) | stop_after_delay(retry.max_wait_s),
+            wait=lambda state: backoff_s(
+                state.attempt_number, retry.initial_backoff_s, retry.max_backoff_s, None
+            ),
+            retry=retry_if_exception(lambda exc: classify(exc).retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with self._slots:
+                        made = await client.post(
+                            "/conversations",
+                            body={},
+                            cast_to=object,
+                            options={"timeout": timeout_for(timeout_s)},
+                        )
+        except Exception as exc:
+            error = classify(exc).error
+            error.message = self._scrub(f"creating the conversation: {error.message}")
+            return error
+        conversation = made.get("id") if isinstance(made, dict) else None
+        if not isinstance(conversation, str):
+            return CallError("StreamError", f"creating the conversation gave no id: {made!r:.200}")
+        return conversation
 
     async def _cache_get(self, key: str) -> Completion | None:
         assert self.cache is not None

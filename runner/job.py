@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner.config import RunConfig, sampling_params, token_budget
-from runner.errors import BudgetError, ConfigError, QuestionsError, RunnerError
-from runner.gateway import CallOutcome, Gateway, api_key_for, charged_usage
-from runner.history import Exchange, Prompt, build_prompt, exchange
+from runner.config import RunConfig, token_budget
+from runner.errors import ConfigError, QuestionsError, RunnerError
+from runner.gateway import Gateway, api_key_for, charged_usage
+from runner.history import Exchange, exchange
 from runner.lock import lock_transcript
 from runner.questions import Conversation, Turn, load_conversations
 from runner.record import (
@@ -27,9 +27,12 @@ from runner.record import (
     estimated_usage,
     split_usage,
 )
+from runner.request import Shape
 from runner.scoring import check_scorer, score_answer
 from runner.tokens import TokenCounter, encoding_for, get_counter
+from runner.tools import Toolbox, ToolResult
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter, read_records, repair
+from runner.turn import ConversationState, Step, TurnResult, TurnRunner, shape_for
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,14 @@ class JobPlan:
     budget: int
     reserved: int
     config_hash: str
+    shape: Shape
+    toolbox: Toolbox
+    schema: dict[str, Any] | None = None
+
+    @property
+    def steps(self) -> int:
+        """Calls a turn may take: one, and one more for each round of tool calls."""
+        return 1 + self.run.tools.max_rounds if self.toolbox else 1
 
     @property
     def calls(self) -> int:
@@ -100,17 +111,18 @@ class JobResult:
 
 
 def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> JobPlan:
-    """Load the questions, check scorers, credentials and budgets; raises ``RunnerError``
-    before any call (a dry run skips the credentials)."""
+    """Load the questions, tools and schema, check scorers, credentials and budgets; raises
+    ``RunnerError`` before any call (a dry run skips the credentials)."""
     conversations = load_conversations(run.questions)
     _check_scorers(run, conversations)
     if check_credentials:
         api_key_for(run.model)
     budget, reserved = token_budget(run)
-    params = sampling_params(run)
+    shape, toolbox, schema = shape_for(run)
+    params = shape.params
     # What shapes the answers, and so the records' identity. The endpoint is not in it: the
     # same model behind another base URL is checked on resume instead (``_check_resumable``).
-    shaping = {
+    shaping: dict[str, Any] = {
         "model": run.model.name,
         "engine": run.model.engine,
         "system": run.system.message,
@@ -120,9 +132,30 @@ def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> J
         "budget": budget,
         "reserved": reserved,
     }
+    if run.model.api != "chat" or toolbox or shape.text_format or shape.store:
+        shaping |= {
+            "api": run.model.api,
+            "tools": shape.tools,
+            "tool_choice": shape.tool_choice,
+            "format": shape.text_format,
+            "state": run.conversation_state,
+            "max_rounds": run.tools.max_rounds,
+        }
     config_hash = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
     counter = get_counter(encoding_for(run.model.name, run.model.encoding))
-    return JobPlan(run, info, conversations, params, counter, budget, reserved, config_hash)
+    return JobPlan(
+        run,
+        info,
+        conversations,
+        params,
+        counter,
+        budget,
+        reserved,
+        config_hash,
+        shape,
+        toolbox,
+        schema,
+    )
 
 
 def _check_scorers(run: RunConfig, conversations: list[Conversation]) -> None:
@@ -137,12 +170,18 @@ def _check_scorers(run: RunConfig, conversations: list[Conversation]) -> None:
         raise QuestionsError(problem + "; fix the question set or its scorer")
 
 
-def record_id(config_hash: str, conversation: Conversation, turn: int, choice: int = 0) -> str:
+def record_id(
+    config_hash: str, conversation: Conversation, turn: int, choice: int = 0, step: int = 0
+) -> str:
     """The resume key of one answer: the job's config, the conversation's id, and the text and
     expected answer of this turn and every turn before it (so an edited or inserted item is
-    asked again, and an answer is never paired with another question), and the choice."""
+    asked again, and an answer is never paired with another question), the choice, and the
+    call within the turn (tool rounds)."""
     asked = [[t.question, t.expected] for t in conversation.turns[:turn]]
-    blob = json.dumps([config_hash, conversation.id, asked, choice], ensure_ascii=False)
+    key: list[Any] = [config_hash, conversation.id, asked, choice]
+    if step:
+        key.append(step)
+    blob = json.dumps(key, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
 
@@ -223,10 +262,11 @@ def _resume(plan: JobPlan, base_url: str | None) -> dict[str, dict[str, Any]]:
         ) from None
     _check_resumable(plan, records, base_url)
     wanted = {
-        record_id(plan.config_hash, conv, number, choice)
+        record_id(plan.config_hash, conv, number, choice, step)
         for conv in plan.conversations
         for number in range(1, len(conv.turns) + 1)
         for choice in range(plan.choices)
+        for step in range(plan.steps)
     }
     done: dict[str, dict[str, Any]] = {}
     stale: list[dict[str, Any]] = []
@@ -312,6 +352,21 @@ class _JobRunner:
         self.plan, self.gateway, self.writer, self.result = plan, gateway, writer, result
         self.done, self.base_url, self.sink = done, base_url, sink
         self.written: set[str] = set()
+        self.turns = TurnRunner(
+            gateway,
+            plan.run,
+            plan.shape,
+            plan.toolbox,
+            plan.counter,
+            plan.budget,
+            plan.reserved,
+        )
+
+    def _ids(self, conv: Conversation, number: int, step: int = 0) -> list[str]:
+        return [
+            record_id(self.plan.config_hash, conv, number, choice, step)
+            for choice in range(self.plan.choices)
+        ]
 
     async def ask(self, conv: Conversation) -> None:
         """Ask a conversation's turns in order; a failed turn skips the ones after it.
@@ -321,107 +376,128 @@ class _JobRunner:
         """
         history: list[Exchange] = []
         failed_turn: int | None = None
+        state = ConversationState(self.plan.run.conversation_state)
         for number, turn in enumerate(conv.turns, start=1):
-            ids = [
-                record_id(self.plan.config_hash, conv, number, c) for c in range(self.plan.choices)
-            ]
-            previous = [self.done.get(rid) for rid in ids]
-            if all(p is not None for p in previous):  # resumed: reuse the answers, send nothing
-                kept = [p for p in previous if p is not None]
-                self._count(kept)
-                self._tell(kept)
-                if kept[0].get("error") is not None or kept[0].get("answer") is None:
+            resumed = self._resumed(conv, number)
+            if resumed is not None:  # resumed: reuse the answers, send nothing
+                self._count(resumed)
+                self._tell(resumed)
+                final = resumed[-self.plan.choices]
+                kept = final.get("state") or {}
+                state.conversation = state.conversation or kept.get("conversation")
+                if state.mode == "previous_response_id" and final.get("response_id"):
+                    state.previous_response_id = final["response_id"]
+                if final.get("error") is not None or final.get("answer") is None:
                     failed_turn = failed_turn or number
                 else:
-                    history.append(exchange(turn.question, kept[0]["answer"]))
+                    history.append(exchange(turn.question, final["answer"]))
                 continue
             if failed_turn is not None:
                 skipped = CallError(
                     "Skipped", f"not asked: turn {failed_turn} of this conversation failed"
                 )
-                self._write(self._failed(ids, conv, number, turn, skipped))
+                self._write(self._failed(self._ids(conv, number), conv, number, turn, skipped))
                 continue
+            steps_written: list[int] = []
             try:
-                first = await self._ask_turn(conv, number, turn, ids, history)
+                final_record = await self._ask_turn(
+                    conv, number, turn, history, state, steps_written
+                )
             except (TranscriptWriteError, asyncio.CancelledError):
                 raise
             except Exception as exc:
                 log.exception("unexpected error in conversation %r, turn %d", conv.id, number)
                 error = CallError("InternalError", f"{type(exc).__name__}: {exc}"[:500])
-                unwritten = [rid for rid in ids if rid not in self.written]
-                if unwritten:
-                    self._write(self._failed(unwritten, conv, number, turn, error))
+                step = steps_written[-1] + 1 if steps_written else 0
+                ids = [rid for rid in self._ids(conv, number, step) if rid not in self.written]
+                if ids:
+                    self._write(self._failed(ids, conv, number, turn, error, step))
                 failed_turn = number
                 continue
-            if first.error is not None or first.answer is None:
+            if final_record.error is not None or final_record.answer is None:
                 failed_turn = number
             else:
-                history.append(exchange(turn.question, first.answer))
+                history.append(exchange(turn.question, final_record.answer))
+
+    def _resumed(self, conv: Conversation, number: int) -> list[dict[str, Any]] | None:
+        """The records a killed run wrote for a whole turn (every step, every choice), or None
+        when the turn did not finish (it is asked again)."""
+        records: list[dict[str, Any]] = []
+        for step in range(self.plan.steps):
+            found = [self.done.get(rid) for rid in self._ids(conv, number, step)]
+            if any(r is None for r in found):
+                return None
+            kept = [r for r in found if r is not None]
+            records += kept
+            if kept[0].get("error") is not None or not kept[0].get("tool_calls"):
+                return records
+        return None
 
     async def _ask_turn(
         self,
         conv: Conversation,
         number: int,
         turn: Turn,
-        ids: list[str],
         history: list[Exchange],
+        state: ConversationState,
+        steps_written: list[int],
     ) -> TranscriptRecord:
-        """Make one call and write its records (one per choice); returns the first choice's."""
-        run, plan = self.plan.run, self.plan
-        try:
-            prompt = build_prompt(
-                run.system.message,
-                history,
-                turn.question,
-                plan.counter,
-                plan.budget,
-                plan.reserved,
-                run.max_history,
+        """Ask one turn (every call of its tool loop) and write each call's records as it
+        completes; returns the first choice's record of the last call."""
+        collected: list[ToolResult] = []
+        last: list[TranscriptRecord] = []
+
+        def on_step(step: Step) -> None:
+            collected.extend(step.tool_results)
+            records = self._step_records(conv, number, turn, step, collected)
+            self._write(records)
+            steps_written.append(step.number)
+            last[:] = records[:1]
+
+        result: TurnResult = await self.turns.ask(history, turn.question, state, on_step)
+        if result.error is not None:
+            step = steps_written[-1] + 1 if steps_written else 0
+            records = self._failed(
+                self._ids(conv, number, step), conv, number, turn, result.error, step
             )
-        except BudgetError as exc:
-            records = self._failed(ids, conv, number, turn, CallError("BudgetError", str(exc)))
             self._write(records)
             return records[0]
-        outcome = await self.gateway.complete(
-            run.model,
-            prompt.messages,
-            plan.params,
-            prompt.prompt_tokens + plan.reserved,
-            run.retry,
-            run.timeout_s,
-        )
-        records = self._call_records(ids, conv, number, turn, prompt, outcome)
-        self._write(records)
-        return records[0]
+        return last[0]
 
     def _failed(
-        self, ids: list[str], conv: Conversation, number: int, turn: Turn, error: CallError
-    ) -> list[TranscriptRecord]:
-        """Error records of a call that was not made: one per choice it would have given."""
-        return [
-            self._record(rid, conv, number, turn, choice=index, error=error)
-            for index, rid in enumerate(ids)
-        ]
-
-    def _call_records(
         self,
         ids: list[str],
         conv: Conversation,
         number: int,
         turn: Turn,
-        prompt: Prompt,
-        outcome: CallOutcome,
+        error: CallError,
+        step: int = 0,
+    ) -> list[TranscriptRecord]:
+        """Error records of a call that was not made: one per choice it would have given."""
+        return [
+            self._record(rid, conv, number, turn, choice=index, step_number=step, error=error)
+            for index, rid in enumerate(ids)
+        ]
+
+    def _step_records(
+        self,
+        conv: Conversation,
+        number: int,
+        turn: Turn,
+        step: Step,
+        collected: list[ToolResult],
     ) -> list[TranscriptRecord]:
         """The records of one call: one per choice asked for, sharing the call's usage."""
+        ids = self._ids(conv, number, step.number)
         prices = self.plan.run.model.prices
         counter = self.plan.counter
-        retried = charged_usage(outcome, prompt.prompt_tokens, counter.count_text)
+        outcome = step.outcome
+        retried = charged_usage(outcome, step.estimate, counter.count_text)
         retry_cost = cost_usd(retried, prices) if retried is not None else 0.0
+        final = outcome.completion is None or not step.calls or step.error is not None
         common: dict[str, Any] = {
-            "messages": prompt.messages,
-            "dropped": prompt.dropped_messages,
-            "estimate": prompt.prompt_tokens,
-            "outcome": outcome,
+            "step": step,
+            "turn_results": collected if final else None,
         }
         completion = outcome.completion
         if completion is None:  # every choice failed with the call; the cost goes on the first
@@ -441,7 +517,7 @@ class _JobRunner:
                 for index, rid in enumerate(ids)
             ]
         usage = completion.usage or estimated_usage(
-            counter.count_text, prompt.prompt_tokens, "".join(c.text for c in completion.choices)
+            counter.count_text, step.estimate, "".join(c.text for c in completion.choices)
         )
         weights = [counter.count_text(c.text + (c.refusal or "")) for c in completion.choices]
         shares = split_usage(usage, weights)
@@ -477,6 +553,7 @@ class _JobRunner:
                     cost=cost,
                     cached_cost=cached_cost,
                     retried=retried if index == 0 else None,
+                    error=step.error if index == 0 else None,
                 )
             )
         return records
@@ -488,10 +565,9 @@ class _JobRunner:
         number: int,
         turn: Turn,
         *,
-        messages: list[dict[str, str]] | None = None,
-        dropped: int = 0,
-        estimate: int | None = None,
-        outcome: CallOutcome | None = None,
+        step: Step | None = None,
+        step_number: int = 0,
+        turn_results: list[ToolResult] | None = None,
         choice: int = 0,
         usage: TokenUsage | None = None,
         cost: float | None = None,
@@ -500,15 +576,19 @@ class _JobRunner:
         error: CallError | None = None,
     ) -> TranscriptRecord:
         run, plan = self.plan.run, self.plan
+        outcome = step.outcome if step is not None else None
         completion = outcome.completion if outcome else None
         picked = None
-        if completion is not None and error is None and choice < len(completion.choices):
+        if completion is not None and choice < len(completion.choices):
             picked = completion.choices[choice]
+            if picked.index != choice:
+                picked = None
         if outcome is not None and outcome.error is not None:
             error = outcome.error
         if picked is not None and error is None:
             error = picked.error()
         answer = picked.text if picked is not None and picked.refusal is None else None
+        calls = picked.tool_calls if picked is not None else []
         record = TranscriptRecord(
             record_id=rid,
             config_hash=plan.config_hash,
@@ -518,21 +598,30 @@ class _JobRunner:
             model=run.model.name,
             base_url=self.base_url,
             offline=run.model.engine == "echo",
+            api=run.model.api,
             system=run.system.name,
             system_message=run.system.message,
             params=dict(plan.params),
+            tools=run.tools.name,
             question_set=run.questions.name,
             conversation_id=conv.id,
             turn=number,
+            step=step.number if step is not None else step_number,
             choice=choice,
             question=turn.question,
             answer=answer,
             refusal=picked.refusal if picked is not None else None,
             expected=turn.expected,
-            messages=messages or [],
-            dropped_messages=dropped,
+            messages=step.messages if step is not None else [],
+            dropped_messages=step.dropped if step is not None else 0,
+            tool_calls=[ToolResult(c, "").to_dict() | {"output": None} for c in calls],
+            tool_results=[r.to_dict() for r in step.tool_results] if step is not None else [],
+            output_items=_output_items(completion.output) if completion is not None else [],
+            state=step.state.to_dict()
+            if step is not None and step.state.mode != "client"
+            else None,
             usage=usage or TokenUsage(source="none"),
-            estimated_prompt_tokens=estimate,
+            estimated_prompt_tokens=step.estimate if step is not None else None,
             token_count_method=plan.counter.method,
             cost_usd=cost,
             cached_cost_usd=cached_cost,
@@ -548,10 +637,18 @@ class _JobRunner:
             attempt_errors=list(outcome.attempt_errors) if outcome else [],
             error=error,
         )
-        if error is None and answer is not None:
+        kind = turn.scorer or run.questions.scorer.kind
+        # a tool_call scorer scores the calls, which a turn that failed afterwards still made
+        scored = answer is not None and error is None
+        if turn_results is not None and (scored or kind == "tool_call"):
             try:
                 record.score = score_answer(
-                    answer, turn.expected, run.questions.scorer, turn.scorer
+                    answer,
+                    turn.expected,
+                    run.questions.scorer,
+                    turn.scorer,
+                    tool_calls=turn_results,
+                    schema=plan.schema,
                 )
             except Exception as exc:  # a scorer bug must not lose a call already paid for
                 log.exception("scorer failed on conversation %r, turn %d", conv.id, number)
@@ -593,6 +690,23 @@ class _JobRunner:
             self.result.cost_usd += record.get("cost_usd") or 0.0
             if record.get("score") is not None:
                 self.result.scores.append(record["score"])
+
+
+def _output_items(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a Responses answer holds beyond its text: built-in tool calls with their results,
+    and messages that carry citations (plain text messages and function calls are recorded
+    as ``answer`` and ``tool_calls``)."""
+    kept = []
+    for item in output:
+        kind = item.get("type")
+        if kind == "function_call":
+            continue
+        if kind == "message":
+            parts = item.get("content") or []
+            if not any(isinstance(p, dict) and p.get("annotations") for p in parts):
+                continue
+        kept.append(item)
+    return kept
 
 
 def _round(value: float | None) -> float | None:

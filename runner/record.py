@@ -63,20 +63,27 @@ class TranscriptRecord:
     model: str
     base_url: str | None
     offline: bool
+    api: str = "chat"
     system: str
     system_message: str
     params: dict[str, Any]
+    tools: str = "none"
     question_set: str
     # content
     conversation_id: str
     turn: int
+    step: int = 0
     choice: int = 0
     question: str
     answer: str | None
     refusal: str | None = None
     expected: str | None
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     dropped_messages: int
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_results: list[dict[str, Any]] = field(default_factory=list)
+    output_items: list[dict[str, Any]] = field(default_factory=list)
+    state: dict[str, Any] | None = None
     # tokens and cost
     usage: TokenUsage
     estimated_prompt_tokens: int | None

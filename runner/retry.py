@@ -15,6 +15,7 @@ import openai
 from runner.engine import IncompleteStreamError, MalformedChunkError
 from runner.limits import PauseTooLong
 from runner.record import CallError
+from runner.responses import ResponseFailedError, StreamErrorEvent
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -36,6 +37,18 @@ def classify(exc: BaseException) -> Failure:
         code = getattr(exc, "code", None)
         if code == "context_length_exceeded":
             retryable = False
+        if code in ("previous_response_not_found", "conversation_not_found"):
+            return Failure(
+                False,
+                None,
+                CallError(
+                    type(exc).__name__,
+                    "the server no longer has the response this conversation continues from "
+                    "(stored responses expire): ask it again in a new hydra.run.dir; "
+                    + _message(exc),
+                    status,
+                ),
+            )
         if "insufficient_quota" in (code, getattr(exc, "type", None)):
             # out of credit: asking again cannot succeed until someone pays
             return Failure(False, None, CallError("InsufficientQuota", _message(exc), status))
@@ -52,6 +65,10 @@ def classify(exc: BaseException) -> Failure:
         exc, json.JSONDecodeError | MalformedChunkError | IncompleteStreamError | openai.APIError
     ):
         # a malformed chunk, a stream closed mid-answer, or one that ends in an error event
+        return Failure(True, None, CallError("StreamError", _message(exc)))
+    if isinstance(exc, ResponseFailedError):
+        return Failure(exc.retryable, None, CallError("ResponseFailed", _message(exc)))
+    if isinstance(exc, StreamErrorEvent):
         return Failure(True, None, CallError("StreamError", _message(exc)))
     if isinstance(exc, PauseTooLong):
         return Failure(False, None, CallError("RateLimitWait", _message(exc)))

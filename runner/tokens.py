@@ -8,6 +8,7 @@ a warning is logged once, and ``method`` says so, so every record can carry it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -40,8 +41,17 @@ class TokenCounter:
         return len(self._encode(text))
 
     def count_message(self, message: dict[str, Any]) -> int:
-        """Tokens one message adds to a prompt (content, role and per-message overhead)."""
-        key = (message["role"], message.get("content") or "", message.get("name"))
+        """Tokens one message adds to a prompt (content, role and per-message overhead).
+
+        Tool traffic counts too: a message's tool calls, and a Responses input item's
+        ``arguments`` or ``output``, as their text (an estimate: the budget's, not the bill's).
+        """
+        role = message.get("role") or message.get("type") or ""
+        content = message.get("content")
+        if not isinstance(content, str):
+            parts = [message.get(k) for k in ("content", "tool_calls", "arguments", "output")]
+            content = json.dumps([p for p in parts if p], ensure_ascii=False) if any(parts) else ""
+        key = (role, content, message.get("name"))
         cached = self._message_cache.get(key)
         if cached is None:
             cached = TOKENS_PER_MESSAGE + self.count_text(key[1]) + self.count_text(key[0])

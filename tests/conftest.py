@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +78,39 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)
+
+
+FAST_RETRY = ["retry.max_attempts=3", "retry.initial_backoff_s=0.01", "retry.max_backoff_s=0.02"]
+
+
+def records(directory: Path, name: str = "transcript.jsonl") -> list[dict[str, Any]]:
+    """The records of a run dir's transcript (or another JSONL file in it), in file order."""
+    path = directory / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+class Job:
+    """Runs one job in-process into ``tmp_path/run``, the cache in ``tmp_path/cache``; by
+    default against the fake server with an OpenAI preset."""
+
+    def __init__(self, tmp_path: Path, server: FakeOpenAIServer) -> None:
+        self.dir = tmp_path / "run"
+        self.cache = tmp_path / "cache"
+        self.server = server
+
+    def __call__(self, *overrides: str, remote: bool = True) -> list[dict[str, Any]]:
+        from runner.experiment import run_job
+
+        model = ["model=gpt-4.1-mini", f"model.base_url={self.server.base_url}"] if remote else []
+        run_job([*model, *FAST_RETRY, f"cache.dir={self.cache}", *overrides], self.dir)
+        return records(self.dir)
+
+
+@pytest.fixture
+def job(tmp_path: Path, fake_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> Job:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    return Job(tmp_path, fake_server)
 
 
 def fake_model(server: FakeOpenAIServer, *extra: str) -> list[str]:

@@ -400,10 +400,15 @@ class _Answer:
                 _Choice(i, arguments, None, (f"{call_id}_{i}", name)) for i in range(count)
             ]
             return
-        if refusal is None:
-            text = ANSWER_PREFIX + _last_user_text(messages) + _tool_said(_chat_turns(messages))
-        else:
+        response_format = body.get("response_format")
+        if refusal is not None:
             text = refusal
+        elif isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            spec = response_format.get("json_schema") or {}
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            text = json.dumps(_schema_value(schema, _last_user_text(messages)), ensure_ascii=False)
+        else:
+            text = ANSWER_PREFIX + _last_user_text(messages) + _tool_said(_chat_turns(messages))
         limit = body.get("max_completion_tokens")
         if limit is None:
             limit = body.get("max_tokens")

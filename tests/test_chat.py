@@ -333,7 +333,8 @@ def test_server_error_storm_is_an_error_turn(
     failed = remote.ask("second")
     assert failed.answer is None and failed.attempts == 3
     assert failed.error is not None and failed.error.status == 500
-    assert failed.usage.prompt_tokens is None and failed.cost_usd is None
+    assert failed.usage.prompt_tokens is None
+    assert failed.cost_usd == 0.0  # every attempt was refused with a 500: nothing billed
     assert "error: InternalServerError (500)" in capsys.readouterr().out
     after = remote.ask("third", show=False)
     assert after.error is None
@@ -398,3 +399,40 @@ def test_a_content_filter_stop_is_a_failed_turn(
     assert (turn.answer, turn.finish_reason) == ("fake answer to: ", "content_filter")
     assert turn.error is not None and turn.error.type == "ContentFilter"
     assert len(remote.history) == 1  # the system message only
+
+
+def test_a_chat_on_the_responses_api_with_tools_and_server_state(
+    fake_server: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    overrides = [
+        f"model.base_url={fake_server.base_url}",
+        "model.api=responses",
+        "conversation_state=previous_response_id",
+        "tools=weather",
+        *FAST_RETRY,
+    ]
+    with ChatSession(model="gpt-4.1-mini", system="concise", overrides=overrides) as chat:
+        first = chat.ask("Paris")
+        shown = capsys.readouterr().out
+        assert '→ get_weather({"city":"Paris"})' in shown
+        assert "2 calls (tool rounds)" in shown and "attempts" not in shown
+        assert first.error is None
+        assert (
+            first.answer == f"{ANSWER_PREFIX}Paris (tool get_weather said: Paris: 18°C and cloudy)"
+        )
+        assert [c["name"] for c in first.tool_calls] == ["get_weather"]
+        assert first.tool_calls[0]["output"] == "Paris: 18°C and cloudy"
+        assert (first.calls, first.attempts) == (2, 2)  # the tool round and the answer
+        second = chat.ask("Tokyo", show=False)
+        assert second.error is None
+    requests = fake_server.requests
+    assert len(requests) == 4
+    assert requests[2]["previous_response_id"] == first.response_id
+    assert requests[2]["input"] == [{"role": "user", "content": "Tokyo"}]
+    assert requests[2]["instructions"] == chat.system_message
+    # the follow-up of a tool round sends only the tool's output, chained to the call
+    assert [item["type"] for item in requests[3]["input"]] == ["function_call_output"]
+    assert requests[3]["previous_response_id"] != first.response_id

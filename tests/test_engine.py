@@ -45,9 +45,8 @@ def stream(
             api_key="k", base_url="http://server.test/v1", max_retries=0, http_client=http
         )
         try:
-            return await stream_completion(
-                client, "m-1", MESSAGES, params, timeout_s=5, progress=progress
-            )
+            body = {"model": "m-1", "messages": MESSAGES, **params}
+            return await stream_completion(client, body, timeout_s=5, progress=progress)
         finally:
             await client.close()
 

@@ -26,6 +26,7 @@ from runner.errors import CredentialsError
 from runner.gateway import CallOutcome, Gateway
 from runner.limits import RateLimits
 from runner.record import AttemptError
+from runner.request import Request
 from runner.retry import backoff_s, classify, retry_after
 from runner.sweep import settled_heap
 
@@ -78,14 +79,12 @@ async def _complete(
     retry: RetryPolicy = FAST,
     timeout_s: float = 10.0,
 ) -> CallOutcome:
-    return await gateway.complete(
-        preset,
-        MESSAGES if messages is None else messages,
-        PARAMS if params is None else params,
-        30,
-        retry,
-        timeout_s,
-    )
+    body = {
+        "model": preset.name,
+        "messages": MESSAGES if messages is None else messages,
+        **(PARAMS if params is None else params),
+    }
+    return await gateway.complete(preset, Request("chat", body), 30, retry, timeout_s)
 
 
 def complete(

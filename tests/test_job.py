@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAKE_KEY
+from conftest import Job, records
 from fake_openai import ANSWER_PREFIX, Behaviour, FakeOpenAIServer
 
 import runner.job as job_module
 import runner.transcript as transcript_module
+import runner.turn as turn_module
 from runner.config import validate
 from runner.errors import ConfigError
 from runner.experiment import compose, run_job
 from runner.job import TranscriptWriteError
-from runner.record import cost_usd
+from runner.record import TokenUsage, cost_usd
 from runner.tokens import get_counter
 
-FAST = ["retry.max_attempts=3", "retry.initial_backoff_s=0.01", "retry.max_backoff_s=0.02"]
 CAPITALS = {
     "france": "What is the capital of France?",
     "japan": "What is the capital of Japan?",
@@ -29,36 +29,6 @@ CAPITALS = {
     "australia": "What is the capital of Australia?",
     "egypt": "What is the capital of Egypt?",
 }
-
-
-@pytest.fixture(autouse=True)
-def _api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
-def records(directory: Path, name: str = "transcript.jsonl") -> list[dict[str, Any]]:
-    path = directory / name
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-class Job:
-    """Runs one job in-process into ``tmp_path/run`` with the cache in ``tmp_path/cache``."""
-
-    def __init__(self, tmp_path: Path, server: FakeOpenAIServer) -> None:
-        self.dir = tmp_path / "run"
-        self.cache = tmp_path / "cache"
-        self.server = server
-
-    def __call__(self, *overrides: str, remote: bool = True) -> list[dict[str, Any]]:
-        model = ["model=gpt-4.1-mini", f"model.base_url={self.server.base_url}"] if remote else []
-        run_job([*model, *FAST, f"cache.dir={self.cache}", *overrides], self.dir)
-        return records(self.dir)
-
-
-@pytest.fixture
-def job(tmp_path: Path, fake_server: FakeOpenAIServer) -> Job:
-    return Job(tmp_path, fake_server)
 
 
 # ---------------------------------------------------------------------- n > 1
@@ -135,8 +105,6 @@ def test_a_stream_closed_without_done_or_finish_is_retried(
         "source": "estimate",
     }
     prices = validate(compose(["model=gpt-4.1-mini"])).model.prices
-    from runner.record import TokenUsage
-
     retry_cost = cost_usd(TokenUsage(**row["retried_usage"]), prices)
     answer_cost = cost_usd(TokenUsage(**row["usage"]), prices)
     assert retry_cost is not None and answer_cost is not None
@@ -277,10 +245,10 @@ def test_a_scorer_bug_keeps_the_paid_answer_and_the_other_conversations(
 ) -> None:
     real = job_module.score_answer
 
-    def flaky(answer: str | None, expected: str | None, *args: Any) -> float | None:
+    def flaky(answer: str | None, expected: str | None, *args: Any, **kwargs: Any) -> Any:
         if expected == "Ottawa":
             raise ZeroDivisionError("scorer bug")
-        return real(answer, expected, *args)
+        return real(answer, expected, *args, **kwargs)
 
     monkeypatch.setattr(job_module, "score_answer", flaky)
     rows = job()
@@ -299,14 +267,14 @@ def test_a_scorer_bug_keeps_the_paid_answer_and_the_other_conversations(
 def test_an_unexpected_error_in_one_conversation_is_its_error_record(
     job: Job, monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer
 ) -> None:
-    real = job_module.build_prompt
+    real = turn_module.build_prompt
 
     def broken(system: str | None, history: Any, question: str, *args: Any) -> Any:
         if "Japan" in question:
             raise RuntimeError("cache timed out")
         return real(system, history, question, *args)
 
-    monkeypatch.setattr(job_module, "build_prompt", broken)
+    monkeypatch.setattr(turn_module, "build_prompt", broken)
     rows = job()
     assert len(rows) == 5
     (japan,) = [r for r in rows if r["conversation_id"] == "japan"]
