@@ -26,6 +26,7 @@ log = logging.getLogger("runner")
 EXIT_USAGE = 2
 EXIT_ALL_FAILED = 3  # every call of the run or sweep failed: nothing came back
 EXIT_INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl-C (128 + SIGINT)
+_cli_pid: int | None = None  # the process main() runs in; a launcher may run jobs in others
 
 
 def task(cfg: DictConfig) -> float | None:
@@ -50,6 +51,10 @@ def task(cfg: DictConfig) -> float | None:
             with Executor(run.concurrency, run.cache, run.progress) as own:
                 result = own.run(plan)
         except RunnerError as exc:
+            if os.getpid() != _cli_pid:
+                # a job in a process of its own (submitit): exiting here would only end that
+                # process; its launcher carries the error back to the CLI, which says it
+                raise
             # A single run: say it in one line now; Hydra would add its own report around it.
             _fail(str(exc))
     else:  # a job of a sweep under the runner launcher, which validated it already
@@ -70,6 +75,8 @@ def _report(path: Path, result: JobResult) -> None:
 
 def main() -> None:
     """Entry point of ``python -m runner``."""
+    global _cli_pid
+    _cli_pid = os.getpid()
     full_errors = bool(os.environ.get("HYDRA_FULL_ERROR"))
     # Hydra would print its own multi-line report; let errors reach us and say them in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"

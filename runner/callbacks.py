@@ -33,6 +33,11 @@ class SummaryCallback(Callback):
     def __init__(self) -> None:
         self._locks = contextlib.ExitStack()
 
+    def __reduce__(self) -> tuple[type[SummaryCallback], tuple[()]]:
+        # A multi-process launcher (submitit) pickles the callbacks into each job's process:
+        # the locks stay with the process that took them, and a job starts holding none.
+        return (type(self), ())
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         # before Hydra writes .hydra/ into the run dir: a second process must not overwrite it
         self._lock(Path(str(config.hydra.run.dir)), "hydra.run.dir")
