@@ -12,13 +12,18 @@ import copy
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.core.utils import (
     JobReturn,
     JobStatus,
@@ -29,7 +34,7 @@ from hydra.core.utils import (
 )
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from runner.config import RunConfig
 from runner.errors import ConfigError, RunnerError
@@ -62,7 +67,7 @@ class RunnerLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        _memoize_sweep_configs(hydra_context)
+        _composer_for(hydra_context)
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -219,27 +224,135 @@ def _save_job_state() -> Callable[[], None]:
     return restore
 
 
-def _memoize_sweep_configs(hydra_context: HydraContext) -> None:
-    """Compose each job's config once, not twice.
+class SweepComposer:
+    """Composes the jobs of a sweep as Hydra's own loader does, once per choice of presets.
 
-    Hydra's sweeper composes every job to check the batch, then the launcher composes each
-    again to run it; composition is ~0.1 s a job, the bulk of a large sweep's start-up. The
-    loader is shared, so remembering its answers (copied out, as callers modify them) halves it.
+    Hydra composes each job from scratch (~0.1 s: the defaults list, reading and merging the
+    config files and the schema). Jobs that choose the same presets (``model=``, ``system=``,
+    ...) differ only in the values they set (``sampling.seed=3``), which Hydra applies last,
+    to the merged config. So each distinct choice of presets is composed once, by Hydra, and
+    a job's config is a copy of it with the job's values applied by Hydra's own function and
+    its overrides recorded where and as Hydra records them (``hydra.overrides``,
+    ``hydra.job.override_dirname``). An override of a key Hydra reads or writes itself while
+    composing (``hydra.searchpath``, ``hydra.overrides``, ``hydra.runtime``, ...) sends the
+    job through Hydra's full composition, and so does any error: a bad override gets Hydra's
+    own message.
+    """
+
+    # What Hydra sets after applying the values, or reads before: a value override of these
+    # (or of a node holding them) would not come out the same.
+    HYDRA_OWN = (
+        "hydra.overrides",
+        "hydra.runtime",
+        "hydra.searchpath",
+        "hydra.job.name",
+        "hydra.job.config_name",
+        "hydra.job.override_dirname",
+        "hydra.job.env_set",
+        "hydra.job.env_copy",
+    )
+    MAX_BASES = 64  # compositions kept (one per choice of presets, ~150 KB each)
+
+    def __init__(self, compose: Callable[[DictConfig, list[str]], DictConfig], loader: Any) -> None:
+        self._compose = compose  # Hydra's ``load_sweep_config``
+        self._repository = loader.repository
+        self._parser = OverridesParser.create()
+        self._parsed: dict[str, Override] = {}
+        self._groups: dict[str, bool] = {}
+        self._bases: OrderedDict[tuple[int, tuple[str, ...]], DictConfig] = OrderedDict()
+
+    def compose(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """The config Hydra's ``load_sweep_config`` returns for these arguments, anew."""
+        master, overrides = master_config, list(sweep_overrides)
+        try:
+            parsed = [self._parse(text) for text in overrides]
+        except Exception:  # Hydra says what is wrong with it
+            return self._compose(master, overrides)
+        choices = tuple(o.input_line or "" for o in parsed if self._chooses_preset(o))
+        values = [o for o in parsed if not self._chooses_preset(o)]
+        if OmegaConf.select(master, "hydra.searchpath") or any(
+            o.is_sweep_override() or self._hydra_own(o.key_or_group) for o in values
+        ):
+            return self._compose(master, overrides)
+        base = self._base(master, choices)
+        try:
+            cfg = copy.deepcopy(base)
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            self._record(master, cfg, parsed)
+        except Exception:
+            return self._compose(master, overrides)
+        OmegaConf.copy_cache(from_config=master, to_config=cfg)
+        return cfg
+
+    def _parse(self, text: str) -> Override:
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            (parsed,) = self._parser.parse_overrides([text])
+            self._parsed[text] = parsed
+        return parsed
+
+    def _chooses_preset(self, override: Override) -> bool:
+        """Whether Hydra's defaults list takes it (a config group), as ``Overrides`` decides."""
+        key = override.key_or_group
+        if key not in self._groups:
+            self._groups[key] = bool(self._repository.group_exists(key))
+        return self._groups[key] and not isinstance(override.value(), dict)
+
+    def _hydra_own(self, key: str) -> bool:
+        return any(
+            key == own or key.startswith(own + ".") or own.startswith(key + ".")
+            for own in self.HYDRA_OWN
+        )
+
+    def _base(self, master: DictConfig, choices: tuple[str, ...]) -> DictConfig:
+        key = (id(master), choices)
+        base = self._bases.get(key)
+        if base is None:
+            base = self._bases[key] = self._compose(master, list(choices))
+            if len(self._bases) > self.MAX_BASES:
+                self._bases.popitem(last=False)
+        else:
+            self._bases.move_to_end(key)
+        return base
+
+    @staticmethod
+    def _record(master: DictConfig, cfg: DictConfig, parsed: list[Override]) -> None:
+        """Note the overrides as ``ConfigLoaderImpl._load_configuration_impl`` does."""
+        hydra_lines = OmegaConf.to_container(master.hydra.overrides.hydra)  # not resolved
+        assert isinstance(hydra_lines, list)
+        task_lines: list[str] = []
+        app = []
+        for override in parsed:
+            if override.is_hydra_override():
+                hydra_lines.append(override.input_line)
+            else:
+                task_lines.append(override.input_line or "")
+                app.append(override)
+        cfg.hydra.overrides.hydra = hydra_lines
+        cfg.hydra.overrides.task = task_lines
+        dirname = cfg.hydra.job.config.override_dirname
+        cfg.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=app,
+            kv_sep=dirname.kv_sep,
+            item_sep=dirname.item_sep,
+            exclude_keys=dirname.exclude_keys,
+        )
+
+
+def _composer_for(hydra_context: HydraContext) -> SweepComposer:
+    """The loader's composer, put in the place of its ``load_sweep_config``.
+
+    Hydra's sweeper composes every job to check the batch before the launcher composes each
+    again to run it; both go through the composer.
     """
     loader = hydra_context.config_loader
-    if getattr(loader, "_runner_memo", None) is not None:
-        return
-    compose = loader.load_sweep_config
-    memo: dict[tuple[int, tuple[str, ...]], DictConfig] = {}
-
-    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        key = (id(master_config), tuple(sweep_overrides))
-        if key not in memo:
-            memo[key] = compose(master_config, sweep_overrides)
-        return copy.deepcopy(memo[key])
-
-    loader._runner_memo = memo  # type: ignore[attr-defined]
-    loader.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
+    composer = getattr(loader, "_runner_composer", None)
+    if composer is None:
+        composer = SweepComposer(loader.load_sweep_config, loader)
+        loader._runner_composer = composer  # type: ignore[attr-defined]
+        loader.load_sweep_config = composer.compose  # type: ignore[method-assign]
+    assert isinstance(composer, SweepComposer)
+    return composer
 
 
 def _task_config(sweep_config: DictConfig) -> DictConfig:

@@ -1,0 +1,186 @@
+"""The runner launcher's composition of a sweep's jobs equals Hydra's own, file for file."""
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Cli, cli_env
+from hydra import initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from hydra_plugins.runner_launcher.runner_launcher import SweepComposer
+from runner.config import CONF_DIR, register_schema
+
+MASTER = [
+    "hydra.sweep.dir=/tmp/sweep",
+    "hydra.sweep.subdir=${hydra.job.override_dirname}",
+    "hydra.job.config.override_dirname.exclude_keys=[cache.enabled]",
+]
+GRID = [
+    "model=echo,gpt-4.1-mini",
+    "system=helpful,concise",
+    "sampling=default,deterministic",
+    "sampling.seed=1,2,3",
+    "+new.key=3",
+    "+extra.a=1",
+    "~extra.a",
+    "model.base_url=http://${model.name}.local:8000/v1",
+    "max_history=${concurrency}",
+    "cache.enabled=false",
+]
+
+
+class Counting:
+    """Hydra's ``load_sweep_config``, counting how often it composes."""
+
+    def __init__(self, loader) -> None:
+        self.compose = loader.load_sweep_config
+        self.calls = 0
+
+    def __call__(self, master: DictConfig, overrides: list[str]) -> DictConfig:
+        self.calls += 1
+        return self.compose(master, overrides)
+
+
+@pytest.fixture
+def loader() -> Iterator:
+    register_schema()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        yield GlobalHydra.instance().config_loader()
+    GlobalHydra.instance().clear()
+
+
+def jobs(grid: list[str]) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper lists them."""
+    parsed = OverridesParser.create().parse_overrides(grid)
+    (batch,) = BasicSweeper.split_arguments(parsed, None)
+    return batch
+
+
+def hydra_files(cfg: DictConfig, num: int) -> dict[str, str]:
+    """What ``hydra.core.utils.run_job`` writes into a job's ``.hydra/``."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.hydra.job.id = num
+        cfg.hydra.job.num = num
+    HydraConfig.instance().set_config(cfg)
+    with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+        cfg.hydra.runtime.output_dir = str(
+            Path(str(cfg.hydra.sweep.dir)) / str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+        )
+    HydraConfig.instance().set_config(cfg)
+    task = copy.deepcopy(cfg)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    files = {
+        "config.yaml": OmegaConf.to_yaml(task),
+        "hydra.yaml": OmegaConf.to_yaml(HydraConfig.instance().cfg),
+        "overrides.yaml": OmegaConf.to_yaml(cfg.hydra.overrides.task),
+        "resolved": OmegaConf.to_yaml(task, resolve=True),
+    }
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+    return files
+
+
+def test_every_job_composes_as_hydra_composes_it(loader) -> None:
+    master = loader.load_configuration("config", MASTER, RunMode.MULTIRUN)
+    counting = Counting(loader)
+    composer = SweepComposer(counting, loader)
+    batch = jobs(GRID)
+    assert len(batch) == 2 * 2 * 2 * 3
+    for num, overrides in enumerate(batch):
+        theirs = loader.load_sweep_config(master, list(overrides))
+        ours = composer.compose(master, list(overrides))
+        assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(theirs), overrides
+        assert ours == theirs
+        assert ours.new.key == 3 and "a" not in ours.extra
+        assert ours.hydra.overrides.task == list(overrides)
+        assert OmegaConf.is_struct(ours) and not OmegaConf.is_readonly(ours.hydra)
+        assert hydra_files(ours, num) == hydra_files(theirs, num), overrides
+    # one composition by Hydra for each choice of presets, not one a job
+    assert counting.calls == 2 * 2 * 2
+
+
+def test_the_override_dirname_and_subdir_follow_each_job(loader) -> None:
+    master = loader.load_configuration("config", MASTER, RunMode.MULTIRUN)
+    composer = SweepComposer(loader.load_sweep_config, loader)
+    cfg = composer.compose(master, ["system=concise", "sampling.seed=2", "cache.enabled=false"])
+    assert cfg.hydra.job.override_dirname == "sampling.seed=2,system=concise"
+    assert cfg.hydra.runtime.choices.system == "concise"
+    assert OmegaConf.select(cfg, "hydra.sweep.subdir") == "sampling.seed=2,system=concise"
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["sampling.sed=3", "+sampling.seed=3", "~extra.b", "system=nosuchpreset"],
+)
+def test_a_bad_override_gets_hydras_own_error(loader, override: str) -> None:
+    master = loader.load_configuration("config", MASTER, RunMode.MULTIRUN)
+    composer = SweepComposer(loader.load_sweep_config, loader)
+    with pytest.raises(ConfigCompositionException) as theirs:
+        loader.load_sweep_config(master, ["sampling.seed=1", override])
+    with pytest.raises(ConfigCompositionException) as ours:
+        composer.compose(master, ["sampling.seed=1", override])
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_keys_hydra_sets_itself_go_through_hydras_composition(loader) -> None:
+    master = loader.load_configuration("config", MASTER, RunMode.MULTIRUN)
+    counting = Counting(loader)
+    composer = SweepComposer(counting, loader)
+    overrides = ["sampling.seed=1", "hydra.job.name=other"]
+    ours = composer.compose(master, overrides)
+    assert counting.calls == 1  # the job itself, not a preset choice
+    assert ours == loader.load_sweep_config(master, overrides)
+    assert ours.hydra.job.name == "other"
+
+
+@pytest.mark.slow
+def test_a_sweep_writes_each_jobs_hydra_files_as_hydra_does(tmp_path: Path) -> None:
+    """The same sweep under Hydra's basic launcher and the runner launcher: same files."""
+    grid = ["system=helpful,concise", "sampling.seed=1,2", "max_history=${concurrency}"]
+    dirs = {}
+    for launcher in ("basic", "runner"):
+        cli = Cli(tmp_path / launcher)
+        cli.tmp.mkdir()
+        done = cli("-m", *grid, f"hydra/launcher={launcher}", "progress=false", env=cli_env())
+        assert done.returncode == 0, done.stderr
+        dirs[launcher] = cli.sweep_dir
+    for job in range(4):
+        for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+            basic = (dirs["basic"] / str(job) / ".hydra" / name).read_text()
+            ours = (dirs["runner"] / str(job) / ".hydra" / name).read_text()
+            # the launcher is the one thing told apart, and the dirs that hold each sweep
+            basic = basic.replace(str(tmp_path / "basic"), "TMP").replace(
+                "hydra/launcher: basic", "hydra/launcher: runner"
+            )
+            basic = basic.replace("- hydra/launcher=basic", "- hydra/launcher=runner")
+            ours = ours.replace(str(tmp_path / "runner"), "TMP")
+            if name == "hydra.yaml":
+                basic = _without_launcher_node(basic)
+                ours = _without_launcher_node(ours)
+            assert ours == basic, (job, name)
+        assert (dirs["runner"] / str(job) / "transcript.jsonl").exists()
+        assert list((dirs["runner"] / str(job)).glob("*.log"))
+
+
+def _without_launcher_node(text: str) -> str:
+    """``hydra.yaml`` less the ``launcher:`` node, whose settings differ by launcher."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        if line == "  launcher:":
+            skipping = True
+            continue
+        if skipping and line.startswith("    "):
+            continue
+        skipping = False
+        out.append(line)
+    return "\n".join(out)
