@@ -13,8 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
+from hydra_plugins.runner_launcher.job_setup import clone, task_config
 from hydra_plugins.runner_launcher.runner_launcher import SweepComposer
 from runner.config import CONF_DIR, register_schema
 
@@ -184,3 +185,37 @@ def _without_launcher_node(text: str) -> str:
         skipping = False
         out.append(line)
     return "\n".join(out)
+
+
+def _nodes(node, path: str = "") -> Iterator[tuple[str, object]]:
+    yield path, node
+    if isinstance(node, DictConfig | ListConfig) and not node._is_none() and not node._is_missing():
+        keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+        for key in keys:
+            yield from _nodes(node._get_node(key), f"{path}/{key}")
+
+
+def test_clone_is_a_deep_copy(loader) -> None:
+    master = loader.load_configuration("config", MASTER, RunMode.MULTIRUN)
+    cfg = loader.load_sweep_config(master, ["+new.key=[1,{a: 2}]", "max_history=${concurrency}"])
+    OmegaConf.set_readonly(cfg.hydra, True)
+    ours, theirs = clone(cfg), copy.deepcopy(cfg)
+    assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(theirs) and ours == theirs
+    assert OmegaConf.get_type(ours) is OmegaConf.get_type(theirs)
+    assert ours.max_history == 16
+    pairs = list(zip(_nodes(ours), _nodes(theirs), _nodes(cfg), strict=True))
+    assert len(pairs) == 219  # every node, value nodes included
+    for (path, a), (_, b), (_, src) in pairs:
+        assert type(a) is type(b) and a is not src, path
+        assert a._metadata == b._metadata and a._metadata is not src._metadata, path
+        assert a._metadata.flags is not src._metadata.flags, path
+        assert a._get_flag("readonly") == b._get_flag("readonly"), path
+        if path:
+            assert a._get_parent() is not src._get_parent()
+    with open_dict(ours):
+        ours.new.key[1].a = 3
+        ours.model.name = "other"
+    assert cfg.new.key[1].a == 2 and cfg.model.name == theirs.model.name
+    task = task_config(cfg)
+    assert "hydra" not in task and "hydra" in cfg
+    assert OmegaConf.to_yaml(task) == OmegaConf.to_yaml(OmegaConf.masked_copy(theirs, list(task)))

@@ -8,7 +8,6 @@ the calls go out once Hydra has set up every job: set-up is CPU-bound and, run a
 calls, it would delay them.
 """
 
-import copy
 import logging
 import os
 import threading
@@ -29,13 +28,13 @@ from hydra.core.utils import (
     JobStatus,
     configure_log,
     filter_overrides,
-    run_job,
     setup_globals,
 )
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hydra_plugins.runner_launcher.job_setup import clone, run_job, task_config
 from runner.config import RunConfig
 from runner.errors import ConfigError, RunnerError
 
@@ -111,12 +110,13 @@ class RunnerLauncher(Launcher):
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = idx
                 sweep_config.hydra.job.num = idx
-            run = validate(_task_config(sweep_config))
+            run = validate(task_config(sweep_config))
             # every job is checked before any call
             plan = plan_job(run, JobInfo(output_dir=Path(".")), check_credentials=not run.dry_run)
-            label = job_label(list(filter_overrides(overrides)), run.model.name)
-            estimates.append(estimate_job(plan, f"#{idx} {label}"))
             settings = settings or run
+            if settings.dry_run:  # counting every prompt's tokens is for the dry run's table
+                label = job_label(list(filter_overrides(overrides)), run.model.name)
+                estimates.append(estimate_job(plan, f"#{idx} {label}"))
             _check_sweep_wide(settings, run, idx)
             configs.append(sweep_config)
 
@@ -186,13 +186,7 @@ class RunnerLauncher(Launcher):
         assert self.hydra_context is not None and self.task_function is not None
         gate.enter(ready)
         try:
-            runs[i] = run_job(
-                hydra_context=self.hydra_context,
-                task_function=self.task_function,
-                config=config,
-                job_dir_key="hydra.sweep.dir",
-                job_subdir_key="hydra.sweep.subdir",
-            )
+            runs[i] = run_job(self.hydra_context, self.task_function, config)
         finally:
             gate.exit()
 
@@ -276,7 +270,7 @@ class SweepComposer:
             return self._compose(master, overrides)
         base = self._base(master, choices)
         try:
-            cfg = copy.deepcopy(base)
+            cfg = clone(base)
             ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
             self._record(master, cfg, parsed)
         except Exception:
@@ -353,10 +347,3 @@ def _composer_for(hydra_context: HydraContext) -> SweepComposer:
         loader.load_sweep_config = composer.compose  # type: ignore[method-assign]
     assert isinstance(composer, SweepComposer)
     return composer
-
-
-def _task_config(sweep_config: DictConfig) -> DictConfig:
-    task_cfg = copy.deepcopy(sweep_config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
-    return task_cfg
