@@ -170,6 +170,12 @@ class HydraGate:
             ready.set()
 
     @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Run Hydra's code on this thread (composing a job) while no job runs its own."""
+        with self._lock:
+            yield
+
+    @contextlib.contextmanager
     def released(self) -> Iterator[None]:
         """Step out of Hydra's code while this job's calls run; step back in to finish."""
         restore = self._save_state() if self._save_state is not None else None

@@ -109,7 +109,9 @@ def set_hydra_config(config: DictConfig) -> None:
     """``HydraConfig.instance().set_config(config)``, with the ``hydra`` node cloned."""
     OmegaConf.set_readonly(config.hydra, True)
     masked = DictConfig(content={}, flags={"no_deepcopy_set_nodes": True})
-    masked["hydra"] = clone(config._get_node("hydra"))
+    hydra = config._get_node("hydra")
+    assert isinstance(hydra, DictConfig)
+    masked["hydra"] = clone(hydra)
     masked._set_flag("no_deepcopy_set_nodes", None)
     masked.hydra._set_parent(config)
     HydraConfig.instance().cfg = masked  # type: ignore[assignment]
@@ -136,8 +138,9 @@ def run_job(
         ret = JobReturn()
         task_cfg = task_config(config)
         ret.cfg = task_cfg
-        hydra_cfg = clone(HydraConfig.instance().cfg)
-        assert isinstance(hydra_cfg, DictConfig)
+        current = HydraConfig.instance().cfg
+        assert isinstance(current, DictConfig)
+        hydra_cfg = clone(current)
         ret.hydra_cfg = hydra_cfg
         overrides = OmegaConf.to_container(config.hydra.overrides.task)
         assert isinstance(overrides, list)

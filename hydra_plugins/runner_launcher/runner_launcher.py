@@ -8,6 +8,7 @@ the calls go out once Hydra has set up every job: set-up is CPU-bound and, run a
 calls, it would delay them.
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -99,18 +100,12 @@ class RunnerLauncher(Launcher):
         n = len(job_overrides)
         log.info("Launching %d job%s in one event loop", n, "" if n == 1 else "s")
 
-        configs: list[DictConfig] = []
+        calls: list[int] = []  # each job's calls
         estimates = []
         settings = None
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(
-                self.config, list(overrides)
-            )
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = idx
-                sweep_config.hydra.job.num = idx
-            run = validate(task_config(sweep_config))
+            run = validate(task_config(self._compose(overrides, idx)))
             # every job is checked before any call
             plan = plan_job(run, JobInfo(output_dir=Path(".")), check_credentials=not run.dry_run)
             settings = settings or run
@@ -118,7 +113,9 @@ class RunnerLauncher(Launcher):
                 label = job_label(list(filter_overrides(overrides)), run.model.name)
                 estimates.append(estimate_job(plan, f"#{idx} {label}"))
             _check_sweep_wide(settings, run, idx)
-            configs.append(sweep_config)
+            calls.append(plan.calls)
+            # the config is composed again to run the job (a copy and its values): kept from
+            # here, a 1,000-job sweep would hold 1,000 configs (~150 MB) before its first call
 
         if settings is not None and settings.dry_run:
             print(format_estimates(estimates), flush=True)
@@ -126,31 +123,47 @@ class RunnerLauncher(Launcher):
 
         gate = HydraGate(save_state=_save_job_state)
         cwd, hydra_cfg = os.getcwd(), HydraConfig.instance().cfg
-        runs: list[JobReturn | None] = [None] * len(configs)
+        runs: list[JobReturn | None] = [None] * len(calls)
         # One limit for the whole sweep: concurrency, cache and progress are the same in every job.
         executor = (
             Executor(settings.concurrency, settings.cache, settings.progress, held=True)
             if settings is not None
             else None
         )
+        # The calls go out once every job is set up, or once the jobs set up so far have twice
+        # as many calls as may be in flight: enough to keep every slot busy while the rest
+        # are set up (set-up is a few ms a job) and finish, so that a sweep of thousands of
+        # jobs neither waits for all of them nor holds them all in memory at once.
+        release_at = 2 * settings.concurrency if settings is not None else 0
         set_active_sweep(None if executor is None else (executor, gate))
         threads: list[threading.Thread] = []
+        heap = contextlib.ExitStack()
         try:
-            for i, sweep_config in enumerate(configs):
+            queued, released = 0, False
+            for i, overrides in enumerate(job_overrides):
+                with gate.held():  # jobs set up earlier may be finishing in Hydra's code
+                    where = os.getcwd()
+                    os.chdir(cwd)  # Hydra notes the dir it composes in (hydra.runtime.cwd)
+                    config = self._compose(overrides, initial_job_idx + i)
+                    os.chdir(where)
                 ready = threading.Event()
                 thread = threading.Thread(
                     target=self._run_one,
                     name=f"runner-job-{i}",
-                    args=(gate, ready, sweep_config, runs, i),
+                    args=(gate, ready, config, runs, i),
                     daemon=True,  # a second Ctrl-C must not leave the process waiting on them
                 )
                 thread.start()
                 ready.wait()
                 threads.append(thread)
-            # every job is set up (or failed) and waits on its calls: send them all
-            with settled_heap():
-                if executor is not None:
-                    executor.release()
+                del config
+                queued += calls[i]
+                if not released and (queued >= release_at or i == len(job_overrides) - 1):
+                    released = True
+                    heap.enter_context(settled_heap())
+                    if executor is not None:
+                        executor.release()
+            with heap:
                 for thread in threads:
                     thread.join()
         except BaseException:  # Ctrl-C: end every job now (as failed, its callbacks run)
@@ -160,6 +173,7 @@ class RunnerLauncher(Launcher):
                 thread.join(timeout=30)
             raise
         finally:
+            heap.close()
             set_active_sweep(None)
             if executor is not None:
                 executor.close()
@@ -171,6 +185,14 @@ class RunnerLauncher(Launcher):
             if ret.status == JobStatus.FAILED and isinstance(ret._return_value, RunnerError):
                 raise ret._return_value
         return done
+
+    def _compose(self, overrides: Sequence[str], idx: int) -> DictConfig:
+        assert self.config is not None and self.hydra_context is not None
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(config):
+            config.hydra.job.id = idx
+            config.hydra.job.num = idx
+        return config
 
     def _run_one(
         self,
