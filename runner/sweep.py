@@ -31,9 +31,8 @@ class Executor:
     """An event loop thread with a Gateway and a progress line; use as a context manager.
 
     ``held=True`` starts it with requests held back until ``release()``: the runner launcher
-    lets Hydra set up every job of a sweep first, so that this CPU-bound set-up does not
-    compete with the calls for the interpreter (each job's calls would otherwise wait on it
-    and start late), then sends every job's calls at once.
+    sets up the first jobs of a sweep before their calls go out, so that the CPU-bound
+    set-up does not compete with the first wave of calls for the interpreter.
     """
 
     def __init__(

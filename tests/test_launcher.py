@@ -1,11 +1,12 @@
 """The runner launcher's composition of a sweep's jobs equals Hydra's own, file for file."""
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cli, cli_env
+from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model
 from hydra import initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -219,3 +220,39 @@ def test_clone_is_a_deep_copy(loader) -> None:
     task = task_config(cfg)
     assert "hydra" not in task and "hydra" in cfg
     assert OmegaConf.to_yaml(task) == OmegaConf.to_yaml(OmegaConf.masked_copy(theirs, list(task)))
+
+
+@pytest.mark.slow
+def test_calls_start_once_the_jobs_set_up_can_fill_every_slot(cli: Cli, fake_server) -> None:
+    """With 2 slots, the first job's 5 calls fill them twice over: they go out while the other
+    jobs are set up, and every job still gets its callbacks, files and records."""
+    env = cli_env(
+        OPENAI_API_KEY=FAKE_KEY, PYTHONPATH=str(REPO / "tests"), PROBE_START_DELAY_S="0.5"
+    )
+    done = cli(
+        "-m",
+        *fake_model(fake_server),
+        "sampling.seed=1,2,3",
+        "concurrency=2",
+        "+hydra.callbacks.probe._target_=sweep_probe.Probe",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    starts = [
+        json.loads((cli.sweep_dir / str(job) / "probe_start.json").read_text())["at"]
+        for job in range(3)
+    ]
+    assert len(fake_server.arrivals) == 15
+    assert starts[0] < min(fake_server.arrivals) < starts[1] < starts[2]
+    for job in range(3):
+        job_dir = cli.sweep_dir / str(job)
+        probe = json.loads((job_dir / "probe.json").read_text())
+        assert probe["status"] == "COMPLETED" and probe["records_at_job_end"] == 5
+        assert Path(probe["hydra_output_dir"]) == job_dir
+        assert sorted(p.name for p in (job_dir / ".hydra").iterdir()) == [
+            "config.yaml",
+            "hydra.yaml",
+            "overrides.yaml",
+        ]
+        assert f"seed: {job + 1}\n" in (job_dir / ".hydra" / "config.yaml").read_text()
+    assert (cli.sweep_dir / "probe_multirun_end").read_text() == "done"

@@ -1,11 +1,12 @@
 """The ``runner`` Hydra launcher: all jobs of a sweep share one event loop and one limit.
 
-Hydra still sets up each job as usual (composition, output dir, ``.hydra/``, logging,
-callbacks), one job at a time, and each job still gets its own transcript; only the API
-calls run concurrently, under the sweep's shared concurrency limit, rate limits, cache and
-progress line. Every job's config is composed and validated before the first call, and
-the calls go out once Hydra has set up every job: set-up is CPU-bound and, run alongside the
-calls, it would delay them.
+Each job is set up as Hydra's ``run_job`` sets it up (output dir, ``.hydra/``, logging,
+callbacks), one job at a time, and each job gets its own transcript; only the API calls run
+concurrently, under the sweep's shared concurrency limit, rate limits, cache and progress
+line. Every job's config is composed and validated before the first call. Composing is
+Hydra's, once per choice of presets (``SweepComposer``), and set-up copies configs directly
+(``job_setup``): a few ms a job instead of ~0.1 s. The calls go out once the jobs set up hold
+enough of them to fill every slot twice, so the rest are set up while they run.
 """
 
 import contextlib
