@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from openai import AsyncOpenAI, AsyncStream
 
 from runner.record import CallError, TokenUsage
 from runner.tools import ToolCall
+
+if TYPE_CHECKING:  # the SDK is imported with the first client (runner.gateway), not before
+    from openai import AsyncOpenAI
 
 
 @dataclass
@@ -124,19 +126,6 @@ class MalformedChunkError(ValueError):
     """A streamed chunk that parses as JSON but is not shaped like a chat completion chunk."""
 
 
-class EventStream(AsyncStream[object]):
-    """The SDK's stream of server-sent events as JSON objects, noting whether the server
-    said ``[DONE]``."""
-
-    done = False
-
-    async def _iter_events(self) -> AsyncIterator[Any]:
-        async for sse in super()._iter_events():
-            if sse.data.startswith("[DONE]"):
-                self.done = True
-            yield sse
-
-
 def timeout_for(seconds: float) -> httpx2.Timeout:
     """``seconds`` between bytes (so a hung stream fails), connect capped at 10 s."""
     return httpx2.Timeout(seconds, connect=min(seconds, 10.0))
@@ -165,6 +154,8 @@ async def stream_completion(
     rebuild the request params and a model object for every chunk, about half of all the
     client-side CPU time of a call, for the few fields read here.
     """
+    from runner.stream import DoneStream
+
     started = time.perf_counter()
     progress = progress if progress is not None else Progress()
     stream = await client.post(
@@ -172,10 +163,10 @@ async def stream_completion(
         body={**body, "stream": True, "stream_options": {"include_usage": True}},
         cast_to=object,
         stream=True,
-        stream_cls=EventStream,
+        stream_cls=DoneStream,
         options={"timeout": timeout_for(timeout_s)},
     )
-    assert isinstance(stream, EventStream)
+    assert isinstance(stream, DoneStream)
     progress.responded = True
     choices: dict[int, Choice] = {}
     calls: dict[tuple[int, int], dict[str, str]] = {}  # (choice, call index) -> pieces so far

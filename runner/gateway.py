@@ -15,10 +15,9 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from openai import AsyncOpenAI
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -37,6 +36,9 @@ from runner.record import AttemptError, CallError, TokenUsage, estimated_usage
 from runner.request import Request, request_key
 from runner.responses import stream_response
 from runner.retry import backoff_s, charged, classify
+
+if TYPE_CHECKING:  # imported with the first client: a dry run or a bad config never pays for it
+    from openai import AsyncOpenAI
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,8 @@ class Gateway:
         key = (preset.engine, preset.base_url, preset.api_key_env)
         client = self._clients.get(key)
         if client is None:
+            from openai import AsyncOpenAI
+
             api_key = api_key_for(preset)
             if preset.engine == "echo":
                 http = httpx2.AsyncClient(transport=echo_transport())

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
-
-from openai import AsyncOpenAI
+from typing import TYPE_CHECKING, Any
 
 from runner.engine import (
     Choice,
     Completion,
-    EventStream,
     IncompleteStreamError,
     MalformedChunkError,
     Progress,
@@ -27,6 +24,9 @@ from runner.engine import (
 )
 from runner.record import TokenUsage
 from runner.tools import ToolCall
+
+if TYPE_CHECKING:  # the SDK is imported with the first client (runner.gateway), not before
+    from openai import AsyncOpenAI
 
 # Why a response stopped early, as a Chat Completions finish_reason (the records' vocabulary).
 _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
@@ -63,6 +63,8 @@ async def stream_response(
     ``StreamErrorEvent``, ``MalformedChunkError`` for an event of the wrong shape, and
     ``IncompleteStreamError`` for a stream that ends without a final response.
     """
+    from runner.stream import DoneStream
+
     started = time.perf_counter()
     progress = progress if progress is not None else Progress()
     stream = await client.post(
@@ -70,10 +72,10 @@ async def stream_response(
         body={**body, "stream": True},
         cast_to=object,
         stream=True,
-        stream_cls=EventStream,
+        stream_cls=DoneStream,
         options={"timeout": timeout_for(timeout_s)},
     )
-    assert isinstance(stream, EventStream)
+    assert isinstance(stream, DoneStream)
     progress.responded = True
     ttft: float | None = None
     final: dict[str, Any] | None = None

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 
 import httpx2
-import openai
 
 from runner.engine import IncompleteStreamError, MalformedChunkError
 from runner.limits import PauseTooLong
@@ -31,6 +30,8 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """Sort an exception from a call into retryable or final, and describe it for the record."""
+    import openai  # loaded already: a call was made (runner.gateway imports it with a client)
+
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         retryable = status in RETRYABLE_STATUS or status >= 500
@@ -111,6 +112,8 @@ def charged(exc: BaseException, responded: bool) -> bool | None:
     """Whether the server may bill a failed attempt: it does once it has started answering
     (``responded``), not for an error status or a connection it never accepted; a connection
     that broke before any answer leaves it unknown."""
+    import openai
+
     if responded:
         return True
     if isinstance(exc, openai.APIStatusError | PauseTooLong):

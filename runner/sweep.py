@@ -31,9 +31,8 @@ class Executor:
     """An event loop thread with a Gateway and a progress line; use as a context manager.
 
     ``held=True`` starts it with requests held back until ``release()``: the runner launcher
-    lets Hydra set up every job of a sweep first, so that this CPU-bound set-up does not
-    compete with the calls for the interpreter (each job's calls would otherwise wait on it
-    and start late), then sends every job's calls at once.
+    sets up the first jobs of a sweep before their calls go out, so that the CPU-bound
+    set-up does not compete with the first wave of calls for the interpreter.
     """
 
     def __init__(
@@ -168,6 +167,12 @@ class HydraGate:
         ready = getattr(self._local, "ready", None)
         if ready is not None:
             ready.set()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Run Hydra's code on this thread (composing a job) while no job runs its own."""
+        with self._lock:
+            yield
 
     @contextlib.contextmanager
     def released(self) -> Iterator[None]:
