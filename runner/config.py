@@ -227,6 +227,7 @@ class RunConfig:
     tools: ToolSet = field(default_factory=ToolSet)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     conversation_state: str = "client"
+    repeat: int = 1
     max_history: int | None = None
     token_budget: int | None = None
     concurrency: int = 16
@@ -446,6 +447,7 @@ def _check_ranges(run: RunConfig) -> None:
             "one of " + ", ".join(REASONING_EFFORTS),
         ),
         ("sampling.n", s.n, s.n is None or 1 <= s.n <= 128, "a whole number from 1 to 128"),
+        ("repeat", run.repeat, run.repeat >= 1, "a whole number of at least 1"),
         ("concurrency", run.concurrency, run.concurrency >= 1, "a whole number of at least 1"),
         ("timeout_s", run.timeout_s, run.timeout_s > 0, "a positive number of seconds"),
         (

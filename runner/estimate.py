@@ -22,8 +22,9 @@ def estimate_job(plan: JobPlan, label: str) -> Estimate:
     """Calls and prompt tokens of a plan, and its cost if every answer ran to its limit.
 
     Prompt tokens count the system message and every question with its earlier questions
-    (answers are not known yet). The worst case adds, for each turn, every earlier answer at
-    full length (capped by the budget) and a full-length answer at the output price.
+    (answers are not known yet), for every sample (``repeat``). The worst case adds, for each
+    turn, every earlier answer at full length (capped by the budget) and a full-length answer
+    for each of ``sampling.n`` choices at the output price, and a call for every tool round.
     """
     run, counter = plan.run, plan.counter
     head = [{"role": "system", "content": run.system.message}] if run.system.message else []
@@ -41,6 +42,12 @@ def estimate_job(plan: JobPlan, label: str) -> Estimate:
             worst_prompt += min(tokens + answers, plan.budget - plan.reserved)
             worst_completion += plan.reserved
             asked.append(question)
+    # every sample asks it all again; a turn may take a call per tool round; each of n
+    # choices may run to its limit
+    calls = run.repeat * plan.steps
+    prompt_total *= run.repeat
+    worst_prompt *= calls
+    worst_completion *= calls * plan.choices
     prices = run.model.prices
     cost = None
     if prices.input is not None and prices.output is not None:

@@ -154,16 +154,18 @@ class Gateway:
         timeout_s: float,
         on_delta: Callable[[str | None], None] | None = None,
         use_cache: bool = True,
+        sample: int = 0,
     ) -> CallOutcome:
         """Answer from the cache, or call the API with retries; never raises for API failures.
 
         ``on_delta`` receives each streamed piece of the answer, and ``None`` when an attempt
         starts over (a retry), so a live display can clear what it showed. ``use_cache`` is
-        false for requests whose answer the server must keep (server-side conversations).
+        false for requests whose answer the server must keep (server-side conversations);
+        ``sample`` (a repeat of the same request) has a cache entry of its own.
         """
         key = None
         if self.cache is not None and use_cache:
-            key = cache_key(self.endpoint_for(preset), request_key(request))
+            key = cache_key(self.endpoint_for(preset), request_key(request, sample))
             while True:
                 hit = await self._cache_get(key)
                 if hit is None:

@@ -82,8 +82,8 @@ class JobPlan:
 
     @property
     def calls(self) -> int:
-        """API calls the job makes (each gives ``choices`` records)."""
-        return sum(len(c.turns) for c in self.conversations)
+        """API calls the job makes (each gives ``choices`` records), tool rounds aside."""
+        return self.run.repeat * sum(len(c.turns) for c in self.conversations)
 
     @property
     def choices(self) -> int:
@@ -171,16 +171,23 @@ def _check_scorers(run: RunConfig, conversations: list[Conversation]) -> None:
 
 
 def record_id(
-    config_hash: str, conversation: Conversation, turn: int, choice: int = 0, step: int = 0
+    config_hash: str,
+    conversation: Conversation,
+    turn: int,
+    choice: int = 0,
+    step: int = 0,
+    sample: int = 0,
 ) -> str:
     """The resume key of one answer: the job's config, the conversation's id, and the text and
     expected answer of this turn and every turn before it (so an edited or inserted item is
-    asked again, and an answer is never paired with another question), the choice, and the
-    call within the turn (tool rounds)."""
+    asked again, and an answer is never paired with another question), the choice, the call
+    within the turn (tool rounds) and the sample (repeats)."""
     asked = [[t.question, t.expected] for t in conversation.turns[:turn]]
     key: list[Any] = [config_hash, conversation.id, asked, choice]
-    if step:
+    if step or sample:
         key.append(step)
+    if sample:
+        key.append(sample)
     blob = json.dumps(key, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
@@ -210,13 +217,13 @@ async def _execute(
         # A fixed pool of workers takes conversations in turn: per-call state (prompts, retry
         # state, coroutine frames) exists only for what is about to be sent, not for every
         # call of a 20,000-call sweep at once.
-        pending = iter(plan.conversations)
+        pending = ((c, s) for s in range(plan.run.repeat) for c in plan.conversations)
 
         async def worker() -> None:
-            for conversation in pending:
-                await runner.ask(conversation)
+            for conversation, sample in pending:
+                await runner.ask(conversation, sample)
 
-        workers = min(len(plan.conversations), 2 * gateway.concurrency)
+        workers = min(len(plan.conversations) * plan.run.repeat, 2 * gateway.concurrency)
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
@@ -262,11 +269,12 @@ def _resume(plan: JobPlan, base_url: str | None) -> dict[str, dict[str, Any]]:
         ) from None
     _check_resumable(plan, records, base_url)
     wanted = {
-        record_id(plan.config_hash, conv, number, choice, step)
+        record_id(plan.config_hash, conv, number, choice, step, sample)
         for conv in plan.conversations
         for number in range(1, len(conv.turns) + 1)
         for choice in range(plan.choices)
         for step in range(plan.steps)
+        for sample in range(plan.run.repeat)
     }
     done: dict[str, dict[str, Any]] = {}
     stale: list[dict[str, Any]] = []
@@ -362,13 +370,13 @@ class _JobRunner:
             plan.reserved,
         )
 
-    def _ids(self, conv: Conversation, number: int, step: int = 0) -> list[str]:
+    def _ids(self, conv: Conversation, number: int, sample: int, step: int = 0) -> list[str]:
         return [
-            record_id(self.plan.config_hash, conv, number, choice, step)
+            record_id(self.plan.config_hash, conv, number, choice, step, sample)
             for choice in range(self.plan.choices)
         ]
 
-    async def ask(self, conv: Conversation) -> None:
+    async def ask(self, conv: Conversation, sample: int = 0) -> None:
         """Ask a conversation's turns in order; a failed turn skips the ones after it.
 
         An unexpected exception (a bug, in a scorer say) ends this conversation with an error
@@ -378,7 +386,7 @@ class _JobRunner:
         failed_turn: int | None = None
         state = ConversationState(self.plan.run.conversation_state)
         for number, turn in enumerate(conv.turns, start=1):
-            resumed = self._resumed(conv, number)
+            resumed = self._resumed(conv, number, sample)
             if resumed is not None:  # resumed: reuse the answers, send nothing
                 self._count(resumed)
                 self._tell(resumed)
@@ -396,12 +404,13 @@ class _JobRunner:
                 skipped = CallError(
                     "Skipped", f"not asked: turn {failed_turn} of this conversation failed"
                 )
-                self._write(self._failed(self._ids(conv, number), conv, number, turn, skipped))
+                ids = self._ids(conv, number, sample)
+                self._write(self._failed(ids, conv, number, turn, sample, skipped))
                 continue
             steps_written: list[int] = []
             try:
                 final_record = await self._ask_turn(
-                    conv, number, turn, history, state, steps_written
+                    conv, number, turn, sample, history, state, steps_written
                 )
             except (TranscriptWriteError, asyncio.CancelledError):
                 raise
@@ -409,9 +418,10 @@ class _JobRunner:
                 log.exception("unexpected error in conversation %r, turn %d", conv.id, number)
                 error = CallError("InternalError", f"{type(exc).__name__}: {exc}"[:500])
                 step = steps_written[-1] + 1 if steps_written else 0
-                ids = [rid for rid in self._ids(conv, number, step) if rid not in self.written]
-                if ids:
-                    self._write(self._failed(ids, conv, number, turn, error, step))
+                ids = self._ids(conv, number, sample, step)
+                unwritten = [rid for rid in ids if rid not in self.written]
+                if unwritten:
+                    self._write(self._failed(unwritten, conv, number, turn, sample, error, step))
                 failed_turn = number
                 continue
             if final_record.error is not None or final_record.answer is None:
@@ -419,12 +429,12 @@ class _JobRunner:
             else:
                 history.append(exchange(turn.question, final_record.answer))
 
-    def _resumed(self, conv: Conversation, number: int) -> list[dict[str, Any]] | None:
+    def _resumed(self, conv: Conversation, number: int, sample: int) -> list[dict[str, Any]] | None:
         """The records a killed run wrote for a whole turn (every step, every choice), or None
         when the turn did not finish (it is asked again)."""
         records: list[dict[str, Any]] = []
         for step in range(self.plan.steps):
-            found = [self.done.get(rid) for rid in self._ids(conv, number, step)]
+            found = [self.done.get(rid) for rid in self._ids(conv, number, sample, step)]
             if any(r is None for r in found):
                 return None
             kept = [r for r in found if r is not None]
@@ -438,6 +448,7 @@ class _JobRunner:
         conv: Conversation,
         number: int,
         turn: Turn,
+        sample: int,
         history: list[Exchange],
         state: ConversationState,
         steps_written: list[int],
@@ -449,17 +460,18 @@ class _JobRunner:
 
         def on_step(step: Step) -> None:
             collected.extend(step.tool_results)
-            records = self._step_records(conv, number, turn, step, collected)
+            records = self._step_records(conv, number, turn, sample, step, collected)
             self._write(records)
             steps_written.append(step.number)
             last[:] = records[:1]
 
-        result: TurnResult = await self.turns.ask(history, turn.question, state, on_step)
+        result: TurnResult = await self.turns.ask(
+            history, turn.question, state, on_step, sample=sample
+        )
         if result.error is not None:
             step = steps_written[-1] + 1 if steps_written else 0
-            records = self._failed(
-                self._ids(conv, number, step), conv, number, turn, result.error, step
-            )
+            ids = self._ids(conv, number, sample, step)
+            records = self._failed(ids, conv, number, turn, sample, result.error, step)
             self._write(records)
             return records[0]
         return last[0]
@@ -470,13 +482,16 @@ class _JobRunner:
         conv: Conversation,
         number: int,
         turn: Turn,
+        sample: int,
         error: CallError,
         step: int = 0,
     ) -> list[TranscriptRecord]:
         """Error records of a call that was not made: one per choice it would have given."""
         return [
-            self._record(rid, conv, number, turn, choice=index, step_number=step, error=error)
-            for index, rid in enumerate(ids)
+            self._record(
+                rid, conv, number, turn, sample=sample, choice=i, step_number=step, error=error
+            )
+            for i, rid in enumerate(ids)
         ]
 
     def _step_records(
@@ -484,11 +499,12 @@ class _JobRunner:
         conv: Conversation,
         number: int,
         turn: Turn,
+        sample: int,
         step: Step,
         collected: list[ToolResult],
     ) -> list[TranscriptRecord]:
         """The records of one call: one per choice asked for, sharing the call's usage."""
-        ids = self._ids(conv, number, step.number)
+        ids = self._ids(conv, number, sample, step.number)
         prices = self.plan.run.model.prices
         counter = self.plan.counter
         outcome = step.outcome
@@ -497,6 +513,7 @@ class _JobRunner:
         final = outcome.completion is None or not step.calls or step.error is not None
         common: dict[str, Any] = {
             "step": step,
+            "sample": sample,
             "turn_results": collected if final else None,
         }
         completion = outcome.completion
@@ -567,6 +584,7 @@ class _JobRunner:
         *,
         step: Step | None = None,
         step_number: int = 0,
+        sample: int = 0,
         turn_results: list[ToolResult] | None = None,
         choice: int = 0,
         usage: TokenUsage | None = None,
@@ -607,6 +625,7 @@ class _JobRunner:
             conversation_id=conv.id,
             turn=number,
             step=step.number if step is not None else step_number,
+            sample=sample,
             choice=choice,
             question=turn.question,
             answer=answer,

@@ -73,6 +73,7 @@ class TranscriptRecord:
     conversation_id: str
     turn: int
     step: int = 0
+    sample: int = 0
     choice: int = 0
     question: str
     answer: str | None

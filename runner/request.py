@@ -147,10 +147,13 @@ def _put(body: dict[str, Any], dotted: str, value: Any) -> None:
     _put(inner, rest, value)
 
 
-def request_key(request: Request) -> str:
-    """The body as canonical JSON, for cache keys."""
+def request_key(request: Request, sample: int = 0) -> str:
+    """The body as canonical JSON, for cache keys; ``sample`` (a repeat) makes its own key."""
+    tagged: dict[str, Any] = {"api": request.api, "body": request.body}
+    if sample:
+        tagged["sample"] = sample
     return json.dumps(
-        {"api": request.api, "body": request.body},
+        tagged,
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),

@@ -122,6 +122,7 @@ class TurnRunner:
         on_step: Callable[[Step], Awaitable[None] | None] | None = None,
         on_delta: Callable[[str | None], None] | None = None,
         first_step: int = 0,
+        sample: int = 0,
     ) -> TurnResult:
         """Ask ``question`` after ``history`` (client state) or after what the server keeps.
 
@@ -169,6 +170,7 @@ class TurnRunner:
                 run.timeout_s,
                 on_delta,
                 use_cache=not self.server_state,
+                sample=sample,
             )
             sent_state = ConversationState(
                 state.mode, request.body.get("previous_response_id"), state.conversation

@@ -318,3 +318,31 @@ def test_a_failed_turn_skips_the_rest_of_its_conversation(
     assert [r["error"]["type"] for r in first] == ["Refusal", "Skipped"]
     assert first[1]["error"]["message"] == "not asked: turn 1 of this conversation failed"
     assert fake_server.request_count == 7  # 8 turns less the one skipped
+
+
+# ---------------------------------------------------------------------- repeated samples
+
+
+def test_repeat_asks_every_conversation_again_and_never_from_its_own_cache(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    rows = job("repeat=3", "questions=math_chat")
+    assert fake_server.request_count == 24  # 8 turns, 3 times: no sample is another's cache hit
+    assert sorted({r["sample"] for r in rows}) == [0, 1, 2]
+    assert len({r["record_id"] for r in rows}) == 24
+    for sample in range(3):
+        turns = [r["turn"] for r in rows if r["sample"] == sample]
+        assert sorted(turns) == [1, 1, 1, 1, 2, 2, 2, 3]
+    job.dir = job.dir.parent / "again"
+    again = job("repeat=3", "questions=math_chat")
+    assert fake_server.request_count == 24  # ...but each sample is its own cache hit later
+    assert all(r["cache_hit"] for r in again)
+
+
+def test_raising_repeat_on_resume_asks_only_the_new_samples(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    job("repeat=2", "cache.enabled=false")
+    rows = job("repeat=3", "cache.enabled=false", "resume=true")
+    assert fake_server.request_count == 15
+    assert sorted(r["sample"] for r in rows) == [0] * 5 + [1] * 5 + [2] * 5
