@@ -77,3 +77,26 @@ def test_cookbook_commands_parse(tmp_path: Path) -> None:
             timeout=60,
         )
         assert done.returncode == 0, f"{command}: {done.stderr}"
+
+
+@pytest.mark.slow
+def test_assistant_experiment_commands_validate(tmp_path: Path) -> None:
+    """Every command of the assistant-experiments section passes validation (a dry run checks
+    the whole config, tools and schema included, and calls nothing)."""
+    section = README.split("## Assistant experiments", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block
+    commands = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
+    assert len(commands) == 6
+    for command in commands:
+        args = command.split()[3:]
+        done = subprocess.run(
+            [sys.executable, "-m", "runner", *args, "dry_run=true", f"hydra.sweep.dir={tmp_path}"],
+            cwd=tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+        assert "total (dry run: nothing was sent)" in done.stdout, command
