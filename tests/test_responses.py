@@ -321,3 +321,28 @@ def test_records_load_with_tool_calls_countable(job: Job, fake_server: FakeOpenA
     assert int(df["tool_calls"].map(len).sum()) == 3
     assert df.groupby("step").size().to_dict() == {0: 3, 1: 3}
     assert records(job.dir)[0]["tools"] == "weather"
+
+
+@pytest.mark.parametrize("api_args", [[], [RESPONSES]], ids=["chat", "responses"])
+def test_tool_use_and_json_answers_are_scored(
+    job: Job, fake_server: FakeOpenAIServer, api_args: list[str]
+) -> None:
+    call = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    tool_rows = job(
+        *api_args,
+        "tools=weather",
+        f"questions.items=[{{id: w, question: Paris, expected: '{call}', scorer: tool_call}}]",
+    )
+    assert [r["score"] for r in tool_rows] == [None, 1.0]
+    job.dir = job.dir.parent / "json"
+    json_rows = job(
+        *api_args,
+        "response_format=capital_json",
+        'questions.items=[{id: c, question: Paris, expected: \'{"capital": "Paris"}\', '
+        'scorer: json}, {id: d, question: Rome, expected: \'{"capital": "Paris"}\', '
+        "scorer: json}]",
+    )
+    assert [(r["answer"], r["score"]) for r in json_rows] == [
+        ('{"capital": "Paris", "country": "Paris"}', 1.0),
+        ('{"capital": "Rome", "country": "Rome"}', 0.0),
+    ]
