@@ -35,7 +35,9 @@ class Progress:
         self._bar.refresh()
 
     def call_done(self, records: Sequence[dict[str, Any]]) -> None:
-        """A call's records were written (one per choice; none for a call already done)."""
+        """A call's records were written (one per choice). The bar counts turns: a call of a
+        tool loop that asks for tools adds its tokens and cost, and the turn counts when its
+        last call is written."""
         for record in records:
             if record.get("error") is not None:
                 self.errors += 1
@@ -44,7 +46,10 @@ class Progress:
         self._bar.set_postfix_str(
             f"errors={self.errors} tokens={self.tokens:,} cost=${self.cost_usd:.4f}", refresh=False
         )
-        self._bar.update(1)
+        if records and (records[0].get("error") or not records[0].get("tool_calls")):
+            self._bar.update(1)
+        else:
+            self._bar.refresh()
 
     def close(self) -> None:
         self._bar.close()
