@@ -1,4 +1,4 @@
-"""Experiments from Python (a notebook cell, a script): the same ``conf/`` tree as the CLI."""
+"""Experiments from Python (a notebook cell, a script): the same config trees as the CLI."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
     """Compose the experiment config as ``python -m runner <overrides>`` would.
 
-    ``config_dir`` defaults to the repo's ``conf/``. Raises the same errors as the CLI
+    It sees what the CLI run from the working directory sees: ``./conf`` if there is one,
+    ahead of the packaged tree. ``config_dir`` replaces both, as ``--config-path`` does for
+    the CLI. Raises the same errors as the CLI
     (``ConfigError`` for a preset named by a path out of its folder, e.g. ``system=../x``;
     Hydra's for unknown presets or keys; other ``ConfigError`` comes later, from ``run``).
     """
@@ -32,7 +34,7 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
     from runner.config import check_group_choices
 
     directory = Path(config_dir or CONF_DIR).resolve()
-    check_group_choices(overrides, (directory,))
+    check_group_choices(overrides, None if config_dir is None else (directory,))
     register_schema()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
@@ -45,7 +47,8 @@ def run(
     cfg: DictConfig | RunConfig | Sequence[str] = (),
     output_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Run one experiment and return its records as a DataFrame (see ``load_results``).
+    """Run one experiment and return its records as a DataFrame (see ``load_results``; pandas
+    comes with ``runner[notebook]``, and ``run_job`` does without it).
 
     ``cfg`` is a composed config, or a list of overrides to compose (these are then kept in
     each record's ``overrides``, less run-control keys such as ``concurrency``). Records go
