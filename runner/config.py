@@ -191,7 +191,8 @@ def config_dirs() -> list[Path]:
 
     Inside a Hydra run, the file trees of the search path Hydra composed with (``./conf``,
     ``--config-dir``, ``--config-path``), in search-path order; elsewhere (``compose`` in a
-    notebook), what a run started here would see: ``./conf`` if present, then ``CONF_DIR``.
+    notebook), what a run started here would see: ``./conf`` if present. ``CONF_DIR`` ends
+    the list.
     """
     from hydra.core.hydra_config import HydraConfig
 
@@ -200,8 +201,8 @@ def config_dirs() -> list[Path]:
         dirs = [Path(s.path) for s in sources if s.schema == "file" and s.path]
     else:
         dirs = [d for d in (user_conf_dir(), CONF_DIR) if d is not None]
-    packaged = [d for d in dirs if d.resolve() == CONF_DIR]
-    return [d for d in dirs if d.resolve() != CONF_DIR] + packaged[:1]
+    # The packaged tree last, and always: its question files resolve under --config-path too.
+    return [d for d in dirs if d.resolve() != CONF_DIR] + [CONF_DIR]
 
 
 def register_resolvers() -> None:

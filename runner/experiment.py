@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from runner.config import CONF_DIR, RunConfig, experiment_overrides, register_schema, validate
+from runner.config import (
+    CONF_DIR,
+    RunConfig,
+    experiment_overrides,
+    register_resolvers,
+    register_schema,
+    validate,
+)
 from runner.job import JobInfo, JobResult, plan_job
 from runner.sweep import Executor
 
@@ -36,6 +43,7 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
     directory = Path(config_dir or CONF_DIR).resolve()
     check_group_choices(overrides, None if config_dir is None else (directory,))
     register_schema()
+    register_resolvers()  # the packaged hydra/help names them
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
         cfg = hydra_compose("config", overrides=list(overrides))

@@ -18,6 +18,11 @@ from runner.errors import ConfigError
 
 STARTER = Path(__file__).resolve().parent / "starter"
 NEXT_COMMAND = "python -m runner system=tutor questions=starter"
+USAGE = """usage: python -m runner init
+
+Write a starter conf/ into the working directory: a config.yaml that keeps the packaged
+settings, and example presets (system=tutor, questions=starter, model=local). The runner
+reads ./conf before its packaged presets. Refuses if ./conf exists."""
 
 # What each starter file is for, as ``init`` reports it.
 _ABOUT = {
@@ -46,6 +51,9 @@ def write_starter(directory: Path) -> list[Path]:
 
 def main(args: Sequence[str]) -> int:
     """``python -m runner init``: write the starter tree and say what to run next."""
+    if list(args) in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
     if args:
         print(
             f"runner: error: init takes no arguments (got {' '.join(args)}): run it in the "

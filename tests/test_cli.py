@@ -23,6 +23,7 @@ from runner.summary import describe_failures
 from runner.transcript import TranscriptWriter
 
 pytestmark = pytest.mark.slow
+TRIVIA_CALLS = 10  # questions/data/trivia.jsonl: 8 questions and a 2-turn conversation
 FIELDS = {f.name for f in dataclasses.fields(TranscriptRecord)} - {"extra"}
 
 
@@ -602,13 +603,20 @@ def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cl
     import resource
     import signal
 
+    limit = 8000  # above .hydra/hydra.yaml (~5 kB), below the 10 records (~13 kB)
+
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of dying
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    args = cli.args("cache.enabled=false", "concurrency=1")
+    settings = ("questions=trivia_file", "cache.enabled=false", "concurrency=1")
     full = subprocess.run(
-        args, cwd=cli.tmp, env=cli_env(), capture_output=True, text=True, preexec_fn=small_files
+        cli.args(*settings),
+        cwd=cli.tmp,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
     )
     assert full.returncode == 2, full.stderr
     last = full.stderr.strip().splitlines()[-1]
@@ -617,13 +625,13 @@ def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cl
         "then run the same command with resume=true; the records written so far are kept"
     )
     kept = (cli.run_dir / "transcript.jsonl").read_bytes()
-    assert len(kept) == 4000  # the limit: complete records, then a torn one
+    assert len(kept) == limit  # complete records, then a torn one
     complete = kept[: kept.rfind(b"\n") + 1].decode().splitlines()
-    assert 1 <= len(complete) < 5
-    done = cli("cache.enabled=false", "concurrency=1", "resume=true")
+    assert 1 <= len(complete) < TRIVIA_CALLS
+    done = cli(*settings, "resume=true")
     assert done.returncode == 0, done.stderr
     rows = records(cli.run_dir / "transcript.jsonl")
-    assert len(rows) == len({r["record_id"] for r in rows}) == 5
+    assert len(rows) == len({r["record_id"] for r in rows}) == TRIVIA_CALLS
     assert [json.loads(line) for line in complete] == rows[: len(complete)]
 
 
