@@ -50,7 +50,7 @@ _made: list[_Made] = []
 
 
 class SummaryCallback(Callback):
-    """Selected in ``conf/config.yaml`` under ``hydra.callbacks.summary``."""
+    """Selected in the packaged ``runner.yaml`` under ``hydra.callbacks.summary``."""
 
     def __init__(self) -> None:
         self._locks = contextlib.ExitStack()
@@ -154,6 +154,7 @@ def discard_failed_start() -> list[Path]:
 
 
 def _only_start_files(directory: Path, log_name: str) -> bool:
+    """``directory`` holds nothing a start would not have written (no record, no report)."""
     for entry in directory.iterdir():
         if entry.name == ".hydra" and entry.is_dir() and not entry.is_symlink():
             if not all(f.name in _HYDRA_FILES and f.is_file() for f in entry.iterdir()):

@@ -163,7 +163,7 @@ class CacheSettings:
 
 @dataclass
 class RunConfig:
-    """The whole composed experiment, as ``conf/config.yaml`` lays it out."""
+    """The whole composed experiment, as the packaged ``runner.yaml`` lays it out."""
 
     model: ModelPreset = MISSING
     system: SystemPreset = MISSING
@@ -234,7 +234,7 @@ def experiment_overrides(overrides: Sequence[str]) -> list[str]:
 
 
 def register_schema() -> None:
-    """Register the schema in Hydra's ConfigStore (``conf/config.yaml`` names it first)."""
+    """Register the schema in Hydra's ConfigStore (the packaged ``runner.yaml`` names it first)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
