@@ -114,6 +114,12 @@ BAD_INPUT = [
     ),
     (["-m", "system=helpful,concise", "+model.foo=1"], "unknown key model.foo: known keys"),
     (["questions.path=missing.jsonl"], "questions file missing.jsonl not found"),
+    (
+        ["-m", "system=helpful,concise", "questions.path=missing.jsonl"],
+        "questions file missing.jsonl not found",
+    ),
+    (["-m", "system=helpful,concise", "model=gpt-6-luna"], "OPENAI_API_KEY"),
+    (["-m", "system=helpful,concise", "retry.max_backoff_s=-1"], "is out of range"),
     (["model=gpt-6-luna"], "set the environment variable OPENAI_API_KEY"),
     (
         ["model=gpt-6-luna", "sampling.temperature=0.5"],
