@@ -1,4 +1,4 @@
-"""The command line: ``python -m runner [-m] key=value ...``.
+"""The command line: ``python -m runner [-m] key=value ...``, and ``python -m runner init``.
 
 A thin Hydra entry: compose, validate, plan, hand the plan to an executor. Expected failures
 (bad keys and values, unknown presets, missing files or keys, an output dir in use) print
@@ -16,7 +16,14 @@ from typing import NoReturn, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.config import CONF_DIR, experiment_overrides, register_schema, validate
+from runner.config import (
+    CONF_DIR,
+    experiment_overrides,
+    register_resolvers,
+    register_schema,
+    user_conf_dir,
+    validate,
+)
 from runner.errors import Abort, RunnerError
 from runner.estimate import estimate_job, format_estimates, job_label
 from runner.job import JobInfo, JobResult, plan_job
@@ -75,12 +82,17 @@ def _report(path: Path, result: JobResult) -> None:
 
 def main() -> None:
     """Entry point of ``python -m runner``."""
+    if sys.argv[1:2] == ["init"]:  # a command of its own, before Hydra reads the arguments
+        from runner.init import main as init
+
+        sys.exit(init(sys.argv[2:]))
     global _cli_pid
     _cli_pid = os.getpid()
     full_errors = bool(os.environ.get("HYDRA_FULL_ERROR"))
     # Hydra would print its own multi-line report; let errors reach us and say them in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     register_schema()
+    register_resolvers()
     import hydra
     import yaml
     from hydra._internal.utils import get_args_parser
@@ -93,8 +105,7 @@ def main() -> None:
     entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     try:
         args = get_args_parser().parse_args()
-        dirs = [Path(d) for d in (args.config_dir, args.config_path) if d] + [CONF_DIR]
-        check_group_choices(args.overrides, dirs)
+        check_group_choices(args.overrides, _trees(args.config_dir, args.config_path))
         entry()
     except (RunnerError, HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
         if full_errors:
@@ -121,6 +132,15 @@ def main() -> None:
     _exit_if_all_failed()
 
 
+def _trees(config_dir: str | None, config_path: str | None) -> list[Path]:
+    """The config trees Hydra will search, the user's first (see ``runner.config.config_dirs``)."""
+    trees = [Path(d) for d in (config_dir, config_path) if d]
+    if config_path is None:
+        user = user_conf_dir()
+        trees = ([user] if user else []) + trees + [CONF_DIR]
+    return trees
+
+
 def _exit_if_all_failed() -> None:
     """When every call failed, end with one line saying why and a status scripts can test."""
     from runner.callbacks import take_outcome
@@ -132,6 +152,10 @@ def _exit_if_all_failed() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    """Say an expected failure in one line and exit with the usage status."""
+    """Say an expected failure in one line and exit with the usage status; an output dir this
+    start made and left empty of records goes (see ``discard_failed_start``)."""
+    from runner.callbacks import discard_failed_start
+
+    discard_failed_start()
     print(f"runner: error: {message}", file=sys.stderr, flush=True)
     sys.exit(EXIT_USAGE)

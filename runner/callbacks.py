@@ -1,19 +1,24 @@
-"""The Hydra callback around a run or sweep: it locks the output dir while the process works
-in it, and at the end prints the summary table and writes ``summary.csv`` and
-``report.html``, all built from the transcripts on disk (so any launcher works)."""
+"""The Hydra callback around a run or sweep: it checks a run's config before anything is
+written, locks the output dir while the process works in it, and at the end prints the
+summary table and writes ``summary.csv`` and ``report.html``, all built from the transcripts
+on disk (so any launcher works). A start that fails after the output dir was made takes the
+directory away again (``discard_failed_start``), unless something else is in it."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from runner.errors import Abort, OutputLocked
-from runner.lock import lock_dir
+from runner.errors import Abort, OutputLocked, RunnerError
+from runner.lock import LOCK_NAME, lock_dir
 from runner.summary import (
     Outcome,
     find_transcripts,
@@ -26,9 +31,26 @@ from runner.summary import (
 log = logging.getLogger("runner")
 _last: Outcome | None = None
 
+# What a start writes into an output dir before the first record: Hydra's config copies, the
+# job's log file (named by hydra.job.name), the lock, and a sweep's multirun.yaml.
+_HYDRA_FILES = frozenset({"config.yaml", "hydra.yaml", "overrides.yaml"})
+_START_FILES = frozenset({LOCK_NAME, "multirun.yaml"})
+
+
+@dataclass(frozen=True)
+class _Made:
+    """An output dir this process made, and the first of its parents it had to make too."""
+
+    directory: Path
+    top: Path
+    log_name: str
+
+
+_made: list[_Made] = []
+
 
 class SummaryCallback(Callback):
-    """Selected in ``conf/config.yaml`` under ``hydra.callbacks.summary``."""
+    """Selected in the packaged ``runner.yaml`` under ``hydra.callbacks.summary``."""
 
     def __init__(self) -> None:
         self._locks = contextlib.ExitStack()
@@ -39,10 +61,13 @@ class SummaryCallback(Callback):
         return (type(self), ())
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _use_search_path(config)
+        _check_run(config)  # before anything is written: a bad start leaves no directory
         # before Hydra writes .hydra/ into the run dir: a second process must not overwrite it
-        self._lock(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+        self._lock(Path(str(config.hydra.run.dir)), "hydra.run.dir", config)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _made.clear()  # the run started: what it made is its output
         with self._locks:
             job_return = kwargs.get("job_return")
             if job_return is None or job_return.hydra_cfg is None:
@@ -50,17 +75,98 @@ class SummaryCallback(Callback):
             finish(Path(job_return.hydra_cfg.hydra.runtime.output_dir), _dry(config))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._lock(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+        # The jobs' configs are checked by the launcher, which composes them (a job's values
+        # are not known here); a sweep that fails there has its directory taken away again.
+        _use_search_path(config)
+        self._lock(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir", config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _made.clear()  # the sweep started: what it made is its output
         with self._locks:
             finish(Path(str(config.hydra.sweep.dir)), _dry(config))
 
-    def _lock(self, directory: Path, what: str) -> None:
+    def _lock(self, directory: Path, what: str, config: DictConfig) -> None:
+        top = _first_missing(directory.absolute())
         try:
             self._locks.enter_context(lock_dir(directory, what))
         except OutputLocked as exc:
             raise Abort(exc) from None  # Hydra would turn an Exception here into a warning
+        if top is not None:  # made by this process, which holds it: no other runner is in it
+            log_name = f"{OmegaConf.select(config, 'hydra.job.name', default='runner')}.log"
+            _made.append(_Made(directory.absolute(), top, log_name))
+
+
+def _use_search_path(config: DictConfig) -> None:
+    """Make the search path Hydra composed with known to the checks that follow.
+
+    Question files resolve against the config trees (``runner.config.config_dirs``), read
+    from Hydra's config; Hydra sets it only as each job starts, after these checks.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(config)
+
+
+def _check_run(config: DictConfig) -> None:
+    """Check a single run's config, questions and credentials as its job will."""
+    from runner.config import validate
+    from runner.job import JobInfo, plan_job
+
+    task_cfg = copy.deepcopy(config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    try:
+        run = validate(task_cfg)
+        plan_job(run, JobInfo(output_dir=Path(".")), check_credentials=not run.dry_run)
+    except RunnerError as exc:
+        raise Abort(exc) from None
+
+
+def _first_missing(directory: Path) -> Path | None:
+    """The outermost of ``directory`` and its parents that does not exist yet, if any."""
+    missing = None
+    for path in (directory, *directory.parents):
+        if path.exists() or path.is_symlink():
+            break
+        missing = path
+    return missing
+
+
+def discard_failed_start() -> list[Path]:
+    """Remove the output dirs this process made for a run or sweep that failed to start.
+
+    Only a directory holding nothing but what a start writes (``.hydra/``, the job's log
+    file, ``.runner.lock``, ``multirun.yaml``) goes, then the parents made for it while they
+    are empty; a directory with anything else in it (a transcript) stays. Returns what was
+    removed.
+    """
+    removed: list[Path] = []
+    while _made:
+        made = _made.pop()
+        if not made.directory.is_dir() or not _only_start_files(made.directory, made.log_name):
+            continue
+        shutil.rmtree(made.directory, ignore_errors=True)
+        removed.append(made.directory)
+        for parent in made.directory.parents:
+            if not parent.is_relative_to(made.top):
+                break
+            try:
+                parent.rmdir()  # only while empty: another run may have started in it
+            except OSError:
+                break
+            removed.append(parent)
+    return removed
+
+
+def _only_start_files(directory: Path, log_name: str) -> bool:
+    """``directory`` holds nothing a start would not have written (no record, no report)."""
+    for entry in directory.iterdir():
+        if entry.name == ".hydra" and entry.is_dir() and not entry.is_symlink():
+            if not all(f.name in _HYDRA_FILES and f.is_file() for f in entry.iterdir()):
+                return False
+        elif entry.name not in _START_FILES | {log_name} or not entry.is_file():
+            return False
+    return True
 
 
 def _dry(config: DictConfig) -> bool:
@@ -74,6 +180,7 @@ def finish(path: Path, dry_run: bool = False) -> Outcome | None:
     """
     global _last
     _last = None
+    path = path.absolute()  # the paths printed below are the ones to open, from anywhere
     if dry_run or not path.is_dir() or not find_transcripts(path):
         return None
     from runner.report import write_report

@@ -28,7 +28,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from runner.config import (
-    CONF_DIR,
     ModelPreset,
     Prices,
     QuestionSet,
@@ -36,6 +35,7 @@ from runner.config import (
     RunConfig,
     SamplingPreset,
     SystemPreset,
+    config_dirs,
     token_budget,
     validate,
 )
@@ -122,10 +122,11 @@ class ChatTurn:
 class ChatSession:
     """A conversation with one model preset and one system message, streamed live.
 
-    ``model``, ``system`` and ``sampling`` name presets in ``conf/`` (composed like
-    ``python -m runner model=... system=... sampling=... <overrides>``), or are preset
-    objects used as given. ``system`` is always a preset name (or ``None`` for no system
-    message); to send your own text, pass ``system_message="..."``, which takes precedence.
+    ``model``, ``system`` and ``sampling`` name presets in the config trees (``./conf``, then
+    the packaged one: composed like ``python -m runner model=... system=... sampling=...
+    <overrides>`` run from the working directory), or are preset objects used as given.
+    ``system`` is always a preset name (or ``None`` for no system message); to send your own
+    text, pass ``system_message="..."``, which takes precedence.
     ``overrides`` are Hydra override strings for anything else, e.g.
     ``["model.base_url=http://localhost:11434/v1", "retry.max_attempts=3"]``.
     ``max_history`` and ``token_budget``, when given, replace the config's values.
@@ -451,18 +452,22 @@ def _compose_settings(
     sampling: str | SamplingPreset,
     overrides: Sequence[str],
 ) -> RunConfig:
-    """Compose ``conf/`` with the named presets, then put in the preset objects given."""
+    """Compose the config trees with the named presets, then put in the preset objects given."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from runner.diagnostics import describe
     from runner.experiment import compose
 
-    if isinstance(system, str) and not (CONF_DIR / "system" / f"{system}.yaml").is_file():
-        names = ", ".join(sorted(p.stem for p in (CONF_DIR / "system").glob("*.yaml")))
+    trees = config_dirs()
+    if isinstance(system, str) and not any(
+        (t / "system" / f"{system}.yaml").is_file() for t in trees
+    ):
+        names = ", ".join(sorted({p.stem for t in trees for p in (t / "system").glob("*.yaml")}))
         raise ConfigError(
-            f"unknown system preset {system!r}: choose one of {names} (files in conf/system/), "
-            "or pass your own text as system_message='...'"
+            f"unknown system preset {system!r}: choose one of {names} (files in "
+            f"{', '.join(str(t / 'system') for t in trees)}), or pass your own text as "
+            "system_message='...'"
         )
     choices = [
         f"model={model}" if isinstance(model, str) else None,

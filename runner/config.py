@@ -1,4 +1,5 @@
-"""Typed schema of the ``conf/`` tree, and the one-pass validation that turns it into objects.
+"""Typed schema of the config tree, where the trees are, and the one-pass validation that
+turns a composed config into objects.
 
 The dataclasses are registered in Hydra's ConfigStore (``register_schema``) so that every
 YAML file and every command-line override is type-checked as it is merged; ``validate``
@@ -26,8 +27,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-"""The repo's ``conf/`` tree (the package is installed in editable mode from the repo)."""
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+"""The packaged config tree (``runner/conf``): the presets every install has."""
+
+USER_CONF = "conf"
+"""The user's own tree: ``./conf`` in the directory the runner starts in, searched before
+``CONF_DIR`` (the Hydra search-path plugin in ``hydra_plugins/runner_searchpath`` adds it)."""
 
 SAMPLING_PARAMS = (
     "temperature",
@@ -218,7 +223,7 @@ class ResponseFormat:
 
 @dataclass
 class RunConfig:
-    """The whole composed experiment, as ``conf/config.yaml`` lays it out."""
+    """The whole composed experiment, as the packaged ``runner.yaml`` lays it out."""
 
     model: ModelPreset = MISSING
     system: SystemPreset = MISSING
@@ -239,6 +244,49 @@ class RunConfig:
     progress: bool = True
 
 
+def user_conf_dir() -> Path | None:
+    """``./conf`` in the working directory, if there is one."""
+    path = Path.cwd() / USER_CONF
+    return path if path.is_dir() else None
+
+
+def config_dirs() -> list[Path]:
+    """The config trees of this run, the user's first and the packaged one last.
+
+    Inside a Hydra run, the file trees of the search path Hydra composed with (``./conf``,
+    ``--config-dir``, ``--config-path``), in search-path order; elsewhere (``compose`` in a
+    notebook), what a run started here would see: ``./conf`` if present. ``CONF_DIR`` ends
+    the list.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        sources = HydraConfig.get().runtime.config_sources
+        dirs = [Path(s.path) for s in sources if s.schema == "file" and s.path]
+    else:
+        dirs = [d for d in (user_conf_dir(), CONF_DIR) if d is not None]
+    # The packaged tree last, and always: its question files resolve under --config-path too.
+    return [d for d in dirs if d.resolve() != CONF_DIR] + [CONF_DIR]
+
+
+def register_resolvers() -> None:
+    """The ``${runner.*:}`` resolvers ``--help`` uses to say where the presets are."""
+
+    def user_tree() -> str:
+        found = user_conf_dir()
+        if found is not None:
+            return f"{found} (searched before the packaged tree)"
+        return f"./conf, searched first (none in {Path.cwd()}: `python -m runner init` writes one)"
+
+    resolvers = {
+        "runner.packaged_tree": lambda: str(CONF_DIR),
+        "runner.user_tree": user_tree,
+        "runner.searched_trees": lambda: ", ".join(str(d) for d in config_dirs()),
+    }
+    for name, resolver in resolvers.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
+
+
 def experiment_overrides(overrides: Sequence[str]) -> list[str]:
     """The overrides that shape the answers: ``overrides`` less those of ``RUN_CONTROL_KEYS``."""
     kept = []
@@ -250,7 +298,7 @@ def experiment_overrides(overrides: Sequence[str]) -> list[str]:
 
 
 def register_schema() -> None:
-    """Register the schema in Hydra's ConfigStore (``conf/config.yaml`` names it first)."""
+    """Register the schema in Hydra's ConfigStore (the packaged ``runner.yaml`` names it first)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
@@ -370,29 +418,29 @@ def describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
 _VALUE_KEYS = frozenset(f.name for f in dataclasses.fields(RunConfig) if f.default != MISSING)
 
 
-def check_group_choices(
-    overrides: Sequence[str], config_dirs: Sequence[Path] = (CONF_DIR,)
-) -> None:
+def check_group_choices(overrides: Sequence[str], trees: Sequence[Path] | None = None) -> None:
     """Every preset chosen by ``overrides`` (``system=concise``, sweeps too) is a name inside
     its group's folder, not a path out of it.
 
     Hydra joins group and choice into a file path and resolves ``..``, so ``system=../../x``
     would load a YAML file from anywhere. Raises ``ConfigError`` (before Hydra reads a file);
-    the message's example preset comes from the first of ``config_dirs`` that has the group.
+    the message's example preset comes from the first of ``trees`` (default: ``config_dirs()``)
+    that has the group.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    config_trees = config_dirs() if trees is None else trees
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         group = override.key_or_group
         if "." in group or (  # a value (sampling.seed=1, concurrency=4), not a preset
-            group in _VALUE_KEYS and not any((Path(d) / group).is_dir() for d in config_dirs)
+            group in _VALUE_KEYS and not any((Path(d) / group).is_dir() for d in config_trees)
         ):
             continue
         for choice in _choices(override.value()):
             if choice.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", choice):
                 raise ConfigError(
                     f"{group}={choice}: a preset name must name a file in the config tree's "
-                    f"{group}/ folder{_example(group, config_dirs)}"
+                    f"{group}/ folder{_example(group, config_trees)}"
                 )
 
 
@@ -404,8 +452,8 @@ def _choices(value: Any) -> list[str]:
     return [str(getattr(item, "text", item)) for item in items if item is not None]
 
 
-def _example(group: str, config_dirs: Sequence[Path]) -> str:
-    for directory in config_dirs:
+def _example(group: str, trees: Sequence[Path]) -> str:
+    for directory in trees:
         presets = sorted(p.stem for p in (Path(directory) / group).glob("*.yaml"))
         if presets:
             return f", e.g. {group}={presets[0]}"

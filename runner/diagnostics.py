@@ -53,9 +53,9 @@ def _missing_preset(missing: str, options: Sequence[str] | None) -> str:
     if options:
         return (
             f"unknown {group} preset {name!r}: choose one of {', '.join(options)} "
-            f"(files in conf/{group}/)"
+            f"(files in {group}/ of ./conf or the packaged config tree)"
         )
-    return f"config {missing!r} not found: add conf/{missing}.yaml or fix the name"
+    return f"config {missing!r} not found: add {missing}.yaml to ./conf or fix the name"
 
 
 def _bad_yaml(exc: yaml.YAMLError) -> str:

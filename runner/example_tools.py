@@ -1,4 +1,4 @@
-"""Example tool functions, named by ``_target_`` in ``conf/tools/`` (``tools=calculator``).
+"""Example tool functions, named by ``_target_`` in the packaged tools/ presets (calculator).
 
 A tool is any importable function: the runner calls it with the model's arguments as keyword
 arguments and sends back what it returns (a string as is, anything else as JSON). An

@@ -1,4 +1,4 @@
-"""Experiments from Python (a notebook cell, a script): the same ``conf/`` tree as the CLI."""
+"""Experiments from Python (a notebook cell, a script): the same config trees as the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from runner.config import CONF_DIR, RunConfig, experiment_overrides, register_schema, validate
+from runner.config import (
+    CONF_DIR,
+    RunConfig,
+    experiment_overrides,
+    register_resolvers,
+    register_schema,
+    validate,
+)
 from runner.job import JobInfo, JobResult, plan_job
 from runner.sweep import Executor
 
@@ -20,7 +27,9 @@ if TYPE_CHECKING:
 def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
     """Compose the experiment config as ``python -m runner <overrides>`` would.
 
-    ``config_dir`` defaults to the repo's ``conf/``. Raises the same errors as the CLI
+    It sees what the CLI run from the working directory sees: ``./conf`` if there is one,
+    ahead of the packaged tree. ``config_dir`` replaces both, as ``--config-path`` does for
+    the CLI. Raises the same errors as the CLI
     (``ConfigError`` for a preset named by a path out of its folder, e.g. ``system=../x``;
     Hydra's for unknown presets or keys; other ``ConfigError`` comes later, from ``run``).
     """
@@ -32,8 +41,9 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
     from runner.config import check_group_choices
 
     directory = Path(config_dir or CONF_DIR).resolve()
-    check_group_choices(overrides, (directory,))
+    check_group_choices(overrides, None if config_dir is None else (directory,))
     register_schema()
+    register_resolvers()  # the packaged hydra/help names them
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
         cfg = hydra_compose("config", overrides=list(overrides))
@@ -45,7 +55,8 @@ def run(
     cfg: DictConfig | RunConfig | Sequence[str] = (),
     output_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Run one experiment and return its records as a DataFrame (see ``load_results``).
+    """Run one experiment and return its records as a DataFrame (see ``load_results``; pandas
+    comes with ``runner[notebook]``, and ``run_job`` does without it).
 
     ``cfg`` is a composed config, or a list of overrides to compose (these are then kept in
     each record's ``overrides``, less run-control keys such as ``concurrency``). Records go

@@ -1,7 +1,9 @@
-"""The live progress line of a run or sweep: calls done of total, errors, tokens, cost so far."""
+"""The live progress line of a run or sweep: calls done of total, errors, tokens, cost so far,
+and the console log handler that writes above it."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 from collections.abc import Sequence
@@ -53,3 +55,18 @@ class Progress:
 
     def close(self) -> None:
         self._bar.close()
+
+
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Hydra's console log handler (``hydra.job_logging`` in ``runner.yaml``), writing through
+    ``tqdm.write``: a progress bar on the same terminal is cleared first and drawn again
+    below the line, instead of the line running into it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.config import CONF_DIR, QuestionItem, QuestionSet
+from runner.config import QuestionItem, QuestionSet, config_dirs
 from runner.errors import QuestionsError
 
 _ITEM_KEYS = {"id", "question", "expected", "scorer", "turns"}
@@ -73,12 +73,14 @@ def load_conversations(qset: QuestionSet) -> list[Conversation]:
 
 
 def resolve_path(path: str) -> Path:
-    """A questions file: absolute, or relative to the working directory, then the repo root."""
+    """A questions file: absolute, or relative to the working directory, then to each config
+    tree in search-path order (``./conf`` and other trees of the user's first, the packaged
+    tree last: see ``config_dirs``)."""
     candidate = Path(path).expanduser()
     if candidate.is_absolute():
         tried = [candidate]
     else:
-        tried = [Path.cwd() / candidate, CONF_DIR.parent / candidate]
+        tried = [Path.cwd() / candidate] + [d / candidate for d in config_dirs()]
     for p in tried:
         if p.is_file():
             return p

@@ -97,7 +97,7 @@ def load_results(
             aggfunc="mean",
         )
     """
-    import pandas as pd
+    pd = _pandas()
 
     loaded: list[tuple[dict[str, Any], str]] = []
     for transcript in _find_transcripts(paths):
@@ -117,6 +117,18 @@ def load_results(
     frame.attrs["swept_keys"] = list(swept)
     frame.attrs["swept_columns"] = swept
     return frame
+
+
+def _pandas() -> Any:
+    """pandas, which analysis needs and running does not: it comes with ``runner[notebook]``."""
+    try:
+        import pandas
+    except ImportError:
+        raise ModuleNotFoundError(
+            "load_results needs pandas, which is not installed: pip install 'runner[notebook]'",
+            name="pandas",
+        ) from None
+    return pandas
 
 
 def _find_transcripts(

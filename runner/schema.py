@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.config import APIS, CONF_DIR, ResponseFormat
+from runner.config import APIS, ResponseFormat, config_dirs
 from runner.errors import ConfigError
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -47,9 +47,13 @@ def load_schema(
 
 
 def resolve_schema_path(path: str) -> Path:
-    """A schema file: absolute, or relative to the working directory, then the config tree."""
+    """A schema file: absolute, or relative to the working directory, then to each config tree
+    (the user's first, the packaged one last), as question files are."""
     candidate = Path(path).expanduser()
-    tried = [candidate] if candidate.is_absolute() else [Path.cwd() / candidate, CONF_DIR / path]
+    if candidate.is_absolute():
+        tried = [candidate]
+    else:
+        tried = [Path.cwd() / candidate] + [d / candidate for d in config_dirs()]
     for p in tried:
         if p.is_file():
             return p

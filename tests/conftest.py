@@ -1,7 +1,9 @@
-"""Shared fixtures: tiktoken's offline encodings, a fake OpenAI server, the CLI in a subprocess."""
+"""Shared fixtures: a fake OpenAI server, the CLI in a subprocess, and the skip of tests that
+need tiktoken's exact encodings (``@pytest.mark.needs_encodings``) when they are not at hand."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -11,15 +13,39 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_openai import FakeOpenAIServer
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_TIKTOKEN = REPO.parent / "shared" / "tiktoken"
-if SHARED_TIKTOKEN.is_dir():
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED_TIKTOKEN))
-
-from fake_openai import FakeOpenAIServer  # noqa: E402
-
 FAKE_KEY = "test-fixture-key-0123456789abcdefSECRET"
+ENCODINGS = ("o200k_base", "cl100k_base")  # every preset counts with one of these
+
+
+@functools.cache
+def missing_encodings() -> tuple[str, ...]:
+    """The encodings tiktoken cannot load here (no files in its cache and no download)."""
+    import tiktoken
+
+    missing = []
+    for name in ENCODINGS:
+        try:
+            tiktoken.get_encoding(name)
+        except Exception:  # a download that fails offline raises requests' errors
+            missing.append(name)
+    return tuple(missing)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_encodings") is None:
+        return
+    missing = missing_encodings()
+    if missing:
+        where = os.environ.get("TIKTOKEN_CACHE_DIR")
+        pytest.skip(
+            f"needs tiktoken's {' and '.join(missing)} encoding files, for exact token counts: "
+            "set TIKTOKEN_CACHE_DIR to a folder holding them"
+            + (f" ({where} does not)" if where else "")
+            + " or allow tiktoken to download them"
+        )
 
 
 @pytest.fixture(scope="session")

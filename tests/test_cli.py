@@ -3,8 +3,12 @@
 import dataclasses
 import json
 import os
+import pty
+import re
+import select
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from runner.summary import describe_failures
 from runner.transcript import TranscriptWriter
 
 pytestmark = pytest.mark.slow
+TRIVIA_CALLS = 10  # questions/data/trivia.jsonl: 8 questions and a 2-turn conversation
 FIELDS = {f.name for f in dataclasses.fields(TranscriptRecord)} - {"extra"}
 
 
@@ -44,6 +49,7 @@ def test_single_run_writes_a_full_record_per_call(cli: Cli) -> None:
     assert (cli.run_dir / ".hydra" / "config.yaml").exists()
 
 
+@pytest.mark.needs_encodings  # the two system messages' exact token counts differ
 def test_sweep_writes_one_transcript_per_job_and_loads_into_pandas(cli: Cli) -> None:
     done = cli("-m", "model=echo", "system=helpful,concise", "sampling.temperature=0,0.7")
     assert done.returncode == 0, done.stderr
@@ -83,6 +89,7 @@ def test_conversations_carry_history_and_trim_it(cli: Cli) -> None:
     assert third["dropped_messages"] == 2 and len(third["messages"]) == 4
 
 
+@pytest.mark.needs_encodings  # which questions fit the budget depends on exact counts
 def test_a_question_over_the_budget_is_an_error_record(cli: Cli) -> None:
     done = cli("questions=math_chat", "token_budget=40", "sampling.max_tokens=8")
     assert done.returncode == 0, done.stderr
@@ -107,6 +114,12 @@ BAD_INPUT = [
     ),
     (["-m", "system=helpful,concise", "+model.foo=1"], "unknown key model.foo: known keys"),
     (["questions.path=missing.jsonl"], "questions file missing.jsonl not found"),
+    (
+        ["-m", "system=helpful,concise", "questions.path=missing.jsonl"],
+        "questions file missing.jsonl not found",
+    ),
+    (["-m", "system=helpful,concise", "model=gpt-6-luna"], "OPENAI_API_KEY"),
+    (["-m", "system=helpful,concise", "retry.max_backoff_s=-1"], "is out of range"),
     (["model=gpt-6-luna"], "set the environment variable OPENAI_API_KEY"),
     (
         ["model=gpt-6-luna", "sampling.temperature=0.5"],
@@ -144,6 +157,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(cli: Cli, overrides, message: 
     assert lines[-1].startswith("runner: error: ") and message in lines[-1], done.stderr
     assert "Traceback" not in done.stderr and "Error executing job" not in done.stderr
     assert not list(cli.tmp.rglob("transcript.jsonl"))  # caught before any call
+    assert not cli.run_dir.exists() and not cli.sweep_dir.exists()  # and no empty output dir
 
 
 def test_run_control_overrides_stay_out_of_records_and_columns(cli: Cli) -> None:
@@ -169,8 +183,78 @@ def test_malformed_questions_file_names_file_and_line(cli: Cli) -> None:
 
 def test_rerunning_into_a_used_run_dir_asks_for_resume(cli: Cli) -> None:
     assert cli().returncode == 0
+    kept = (cli.run_dir / "transcript.jsonl").read_bytes()
     again = cli()
     assert again.returncode == 2 and "pass resume=true" in again.stderr
+    assert (cli.run_dir / "transcript.jsonl").read_bytes() == kept  # a failed start's dir stays
+
+
+@pytest.mark.parametrize(
+    ("multirun", "overrides", "message"),
+    [
+        # Each fails once the output dir is made: the cache is opened by the run's job, and
+        # a sweep's jobs are composed and checked by its launcher, after Hydra's sweeper
+        # wrote multirun.yaml.
+        (False, ["cache.dir={taken}"], "cannot be opened"),
+        (True, ["system=helpful,concise", "cache.dir={taken}"], "cannot be opened"),
+        (True, ["model=echo,gpt-6-luna"], "set the environment variable OPENAI_API_KEY"),
+        (True, ["system=helpful,concise", "+model.foo=1"], "unknown key model.foo"),
+    ],
+)
+def test_a_start_that_fails_takes_away_the_output_dir_it_made(
+    cli: Cli, multirun: bool, overrides: list[str], message: str
+) -> None:
+    (cli.tmp / "taken").write_text("not a directory\n")
+    cli.cache_dir = cli.tmp / "taken"
+    cli.run_dir = cli.tmp / "out" / "day" / "run"
+    cli.sweep_dir = cli.tmp / "out" / "day" / "sweep"
+    (cli.tmp / "out").mkdir()  # was there before: stays
+    args = [o.format(taken=cli.tmp / "taken") for o in overrides]
+    done = cli(*(["-m"] if multirun else []), *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr.splitlines()[-1]
+    assert list((cli.tmp / "out").iterdir()) == []  # day/ and run/ (or sweep/) made, then gone
+
+
+def test_a_failed_start_keeps_a_dir_that_holds_anything_else(cli: Cli) -> None:
+    (cli.tmp / "taken").write_text("not a directory\n")
+    cli.cache_dir = cli.tmp / "taken"
+    cli.run_dir = cli.tmp / "new"
+    done = cli("hydra.job.name=mine")
+    assert done.returncode == 2, done.stderr
+    assert not cli.run_dir.exists()  # what a start writes: .hydra/, mine.log, .runner.lock
+    cli.run_dir.mkdir()
+    (cli.run_dir / "notes.txt").write_text("mine\n")
+    done = cli()
+    assert done.returncode == 2, done.stderr
+    assert sorted(p.name for p in cli.run_dir.iterdir()) == [
+        ".hydra",
+        ".runner.lock",
+        "notes.txt",
+        "runner.log",
+    ]
+
+
+def test_paths_printed_at_the_end_are_absolute(tmp_path: Path) -> None:
+    """Relative output dirs (the defaults are) still print paths that work from anywhere."""
+    for args in (
+        ["hydra.run.dir=out/run"],
+        ["-m", "system=helpful,concise", "hydra.sweep.dir=out/sw"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "runner", *args, "cache.dir=cache"],
+            cwd=tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        base = tmp_path / "out" / ("run" if args[0].startswith("hydra") else "sw")
+        logged = done.stdout + done.stderr
+        transcripts = re.findall(r" -> (\S+transcript\.jsonl)$", logged, re.M)
+        assert transcripts and all(Path(t).is_absolute() and Path(t).is_file() for t in transcripts)
+        assert f"summary: {base / 'summary.csv'}, report: {base / 'report.html'}" in logged
 
 
 def test_real_wire_path_records_the_servers_usage_and_id(cli: Cli, fake_server) -> None:
@@ -266,7 +350,7 @@ def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
 
 
 def copy_of_conf(tmp: Path) -> Path:
-    """A copy of the repo's conf/ tree that a test may break."""
+    """A copy of the packaged config tree that a test may break."""
     tree = (tmp / "conf").resolve()
     shutil.copytree(CONF_DIR, tree)
     return tree
@@ -318,16 +402,16 @@ def test_a_malformed_preset_names_its_file_and_line(
     assert not list(cli.tmp.rglob("transcript.jsonl"))
 
 
-def test_a_malformed_config_yaml_names_its_file(cli: Cli) -> None:
+def test_a_malformed_settings_file_names_its_file(cli: Cli) -> None:
     tree = copy_of_conf(cli.tmp)
-    lines = (tree / "config.yaml").read_text().splitlines()
+    lines = (tree / "runner.yaml").read_text().splitlines()
     number = next(n for n, line in enumerate(lines) if line.startswith("concurrency:"))
     lines[number] = lines[number].replace("concurrency: 16", "concurrency: [16")
-    (tree / "config.yaml").write_text("\n".join(lines) + "\n")
+    (tree / "runner.yaml").write_text("\n".join(lines) + "\n")
     done = cli("--config-path", str(tree))
     assert_one_line(
         done,
-        f"{tree}/config.yaml, line {number + 2}, column 1: not valid YAML (expected ',' or ']', "
+        f"{tree}/runner.yaml, line {number + 2}, column 1: not valid YAML (expected ',' or ']', "
         f"but got '<scalar>', while parsing a flow sequence at line {number + 1}, column 14): "
         + YAML_FIX,
     )
@@ -525,13 +609,20 @@ def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cl
     import resource
     import signal
 
+    limit = 8000  # above .hydra/hydra.yaml (~5 kB), below the 10 records (~13 kB)
+
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of dying
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    args = cli.args("cache.enabled=false", "concurrency=1")
+    settings = ("questions=trivia_file", "cache.enabled=false", "concurrency=1")
     full = subprocess.run(
-        args, cwd=cli.tmp, env=cli_env(), capture_output=True, text=True, preexec_fn=small_files
+        cli.args(*settings),
+        cwd=cli.tmp,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
     )
     assert full.returncode == 2, full.stderr
     last = full.stderr.strip().splitlines()[-1]
@@ -540,11 +631,153 @@ def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cl
         "then run the same command with resume=true; the records written so far are kept"
     )
     kept = (cli.run_dir / "transcript.jsonl").read_bytes()
-    assert len(kept) == 4000  # the limit: complete records, then a torn one
+    assert len(kept) == limit  # complete records, then a torn one
     complete = kept[: kept.rfind(b"\n") + 1].decode().splitlines()
-    assert 1 <= len(complete) < 5
-    done = cli("cache.enabled=false", "concurrency=1", "resume=true")
+    assert 1 <= len(complete) < TRIVIA_CALLS
+    done = cli(*settings, "resume=true")
     assert done.returncode == 0, done.stderr
     rows = records(cli.run_dir / "transcript.jsonl")
-    assert len(rows) == len({r["record_id"] for r in rows}) == 5
+    assert len(rows) == len({r["record_id"] for r in rows}) == TRIVIA_CALLS
     assert [json.loads(line) for line in complete] == rows[: len(complete)]
+
+
+def run_here(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m runner`` run from ``cwd`` with only the arguments given."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_says_what_the_runner_does_and_where_the_presets_are(tmp_path: Path) -> None:
+    done = run_here(tmp_path, "--help")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert text.startswith("runner: sweep models, system prompts and sampling settings")
+    commands = text.index("== Commands ==")
+    presets = text.index("== Presets ==")
+    groups = text.index("== Config groups ==")
+    config = text.index("== Config ==")
+    assert commands < presets < groups < config
+    for command in (
+        "python -m runner -m system=helpful,concise",
+        "python -m runner dry_run=true",
+        "resume=true",
+        "python -m runner init",
+    ):
+        assert command in text[commands:presets]
+    assert f"packaged:  {CONF_DIR}\n" in text
+    assert f"yours:     ./conf, searched first (none in {tmp_path}" in text
+    assert "system: concise, expert, helpful, socratic\n" in text[groups:config]
+    assert "model:\n  name: echo\n" in text[config:]
+
+    (tmp_path / "conf" / "system").mkdir(parents=True)
+    (tmp_path / "conf" / "system" / "pirate.yaml").write_text("name: pirate\nmessage: Arr.\n")
+    mine = run_here(tmp_path, "--help").stdout
+    assert f"yours:     {tmp_path / 'conf'} (searched before the packaged tree)\n" in mine
+    assert "system: concise, expert, helpful, pirate, socratic\n" in mine
+
+
+def write_conf(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / "conf" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_conf_in_the_working_directory_adds_presets_and_may_replace_config_yaml(
+    cli: Cli,
+) -> None:
+    write_conf(cli.tmp, {"system/pirate.yaml": "name: pirate\nmessage: Arr, matey.\n"})
+    done = cli("system=pirate")
+    assert done.returncode == 0, done.stderr
+    assert {r["system_message"] for r in records(cli.run_dir / "transcript.jsonl")} == {
+        "Arr, matey."
+    }
+    write_conf(
+        cli.tmp,
+        {
+            "config.yaml": (
+                "defaults:\n  - runner\n  - _self_\n  - override system: pirate\nmax_history: 0\n"
+            )
+        },
+    )
+    shutil.rmtree(cli.run_dir)
+    done = cli("--cfg", "job")
+    assert done.returncode == 0, done.stderr
+    assert "max_history: 0\n" in done.stdout and "name: pirate\n" in done.stdout
+
+
+def test_init_writes_a_starter_tree_then_refuses_to_overwrite_it(cli: Cli) -> None:
+    done = run_here(cli.tmp, "init")
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.relative_to(cli.tmp).as_posix() for p in cli.tmp.rglob("*") if p.is_file())
+    assert written == [
+        "conf/config.yaml",
+        "conf/model/local.yaml",
+        "conf/questions/data/starter.jsonl",
+        "conf/questions/starter.yaml",
+        "conf/system/tutor.yaml",
+    ]
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"wrote {cli.tmp / 'conf'}:"
+    assert all(any(line.strip().startswith(name) for line in lines) for name in written)
+    assert lines[-1] == "next: python -m runner system=tutor questions=starter"
+
+    before = {p: p.read_bytes() for p in (cli.tmp / "conf").rglob("*") if p.is_file()}
+    again = run_here(cli.tmp, "init")
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr.splitlines() == [
+        f"runner: error: {cli.tmp / 'conf'} already exists: edit the presets there, or run "
+        "`python -m runner init` in a new directory"
+    ]
+    assert {p: p.read_bytes() for p in (cli.tmp / "conf").rglob("*") if p.is_file()} == before
+
+    # the next command it printed works, and so does the model preset's composition
+    done = cli(*lines[-1].split()[4:])
+    assert done.returncode == 0, done.stderr
+    rows = records(cli.run_dir / "transcript.jsonl")
+    assert {(r["system"], r["question_set"]) for r in rows} == {("tutor", "starter")}
+    assert len(rows) == 4
+    local = run_here(cli.tmp, "model=local", "--cfg", "job")
+    assert local.returncode == 0 and "base_url: http://localhost:8000/v1" in local.stdout
+
+
+def read_pty(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run ``args`` with stdout and stderr on a terminal; its exit status and all it wrote."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=cli_env(), stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    proc.wait(timeout=60)
+    os.close(primary)
+    return proc.returncode, output.decode(errors="replace")
+
+
+def test_log_lines_do_not_run_into_the_progress_bar(cli: Cli) -> None:
+    code, text = read_pty(cli.args("-m", "system=helpful,concise,expert"), cli.tmp)
+    assert code == 0, text
+    assert "errors=0" in text  # the bar was drawn
+    logged = [line.rstrip("\r") for line in text.split("\n") if "][INFO] - " in line]
+    records_lines = [line for line in logged if "records" in line and "transcript.jsonl" in line]
+    assert len(records_lines) == 3  # one per job, logged while the bar was on the terminal
+    for line in logged:
+        # what the terminal shows of the line: the text after its last carriage return
+        assert line.rsplit("\r", 1)[-1].startswith("["), repr(line)

@@ -12,11 +12,13 @@ from runner.config import (
     CONF_DIR,
     RunConfig,
     check_group_choices,
+    config_dirs,
     register_schema,
     sampling_params,
     validate,
 )
 from runner.errors import ConfigError
+from runner.init import STARTER
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "openai-models.csv"
 PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -90,16 +92,27 @@ def test_local_preset_shows_base_url(composer) -> None:
     assert model.api_key_env is None
 
 
-def test_every_yaml_key_is_commented() -> None:
-    for path in CONF_DIR.rglob("*.yaml"):
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+@pytest.mark.parametrize("tree", [CONF_DIR, STARTER], ids=["packaged", "starter"])
+def test_every_yaml_key_is_commented(tree: Path) -> None:
+    paths = sorted(tree.rglob("*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
+        lines = path.read_text().splitlines()
+        block_indent = None  # inside a block scalar (key: | or >-): its text, not keys
+        for number, line in enumerate(lines, start=1):
             stripped = line.strip()
+            indent = len(line) - len(line.lstrip())
+            if block_indent is not None and (not stripped or indent > block_indent):
+                continue
+            block_indent = None
             if not stripped or stripped.startswith(("#", "-", "{")) or ":" not in stripped:
                 continue
+            value = stripped.split("#")[0].strip()
+            if value.endswith(("|", "|-", ">", ">-")):
+                block_indent = indent
             key_line = not stripped.startswith(("'", '"')) and stripped.split(":")[0].isidentifier()
-            in_block = line.startswith("  ") and path.parent.name in ("system",)
-            if key_line and not in_block:
-                previous = path.read_text().splitlines()[number - 2].strip() if number > 1 else ""
+            if key_line:
+                previous = lines[number - 2].strip() if number > 1 else ""
                 assert "#" in line or previous.startswith("#"), f"{path.name}:{number} {line!r}"
 
 
@@ -272,3 +285,49 @@ def test_a_group_folder_makes_a_key_a_preset_choice(tmp_path: Path) -> None:
     assert str(info.value) == (
         "cache=../x: a preset name must name a file in the config tree's cache/ folder"
     )
+
+
+def test_compose_and_chat_see_conf_in_the_working_directory_as_the_cli_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.chat import ChatSession
+    from runner.experiment import compose as compose_runner
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="unknown system preset 'pirate'"):
+        ChatSession(model="echo", system="pirate")
+    (tmp_path / "conf" / "system").mkdir(parents=True)
+    (tmp_path / "conf" / "system" / "pirate.yaml").write_text("name: pirate\nmessage: Arr.\n")
+    assert config_dirs() == [tmp_path / "conf", CONF_DIR]
+    assert compose_runner(["system=pirate"]).system.message == "Arr."
+    assert compose_runner().system.name == "helpful"  # the packaged defaults still apply
+    with ChatSession(model="echo", system="pirate") as chat:
+        assert chat.config.system.message == "Arr."
+
+
+def test_the_search_path_plugin_leaves_other_apps_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hydra loads plugins for every app: ./conf joins only the runner's own search path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf" / "system").mkdir(parents=True)
+    (tmp_path / "conf" / "system" / "pirate.yaml").write_text("name: pirate\nmessage: Arr.\n")
+    other = tmp_path / "other-app"
+    other.mkdir()
+    (other / "config.yaml").write_text("greeting: hi\n")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(other), version_base="1.3"):
+            assert search_path() == ["hydra.conf", str(other), ""]
+            # no system group here: a new plain key, not ./conf/system/pirate.yaml
+            assert compose("config", overrides=["+system=pirate"]).system == "pirate"
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            assert search_path() == ["hydra.conf", str(tmp_path / "conf"), str(CONF_DIR), ""]
+            assert compose("config", overrides=["system=pirate"]).system.message == "Arr."
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def search_path() -> list[str]:
+    """The config sources of the initialized Hydra, in search order."""
+    return [source.path for source in GlobalHydra.instance().config_loader().get_sources()]

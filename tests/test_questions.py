@@ -3,11 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.config import QuestionItem, QuestionSet, TurnSpec
+from runner.config import CONF_DIR, QuestionItem, QuestionSet, TurnSpec
 from runner.errors import QuestionsError
-from runner.questions import Turn, load_conversations
-
-REPO = Path(__file__).resolve().parent.parent
+from runner.questions import Turn, load_conversations, resolve_path
 
 
 def test_inline_single_questions_and_conversations() -> None:
@@ -40,9 +38,9 @@ def test_an_item_without_an_id_keeps_its_id_when_others_move() -> None:
 
 
 def test_the_shipped_jsonl_and_csv_sets_load() -> None:
-    jsonl = load_conversations(QuestionSet(name="t", path="conf/questions/data/trivia.jsonl"))
+    jsonl = load_conversations(QuestionSet(name="t", path="questions/data/trivia.jsonl"))
     csv = load_conversations(
-        QuestionSet(name="t", path=str(REPO / "conf/questions/data/trivia.csv"))
+        QuestionSet(name="t", path=str(CONF_DIR / "questions/data/trivia.csv"))
     )
     assert any(len(c.turns) > 1 for c in jsonl)
     assert [c.id for c in csv] == [c.id for c in jsonl if len(c.turns) == 1]
@@ -79,9 +77,32 @@ def test_malformed_csv_names_the_line(tmp_path: Path) -> None:
         load_conversations(QuestionSet(name="bad", path=path))
 
 
-def test_missing_file_says_where_it_looked(tmp_path: Path) -> None:
-    with pytest.raises(QuestionsError, match=r"nope\.jsonl not found .*fix questions\.path"):
+def test_missing_file_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf").mkdir()
+    with pytest.raises(QuestionsError) as caught:
         load_conversations(QuestionSet(name="x", path="nope.jsonl"))
+    assert str(caught.value) == (
+        f"questions file nope.jsonl not found (looked in {tmp_path / 'nope.jsonl'}, "
+        f"{tmp_path / 'conf' / 'nope.jsonl'}, {CONF_DIR / 'nope.jsonl'}): fix questions.path"
+    )
+
+
+def test_a_relative_path_resolves_against_the_cwd_then_the_users_tree_then_the_packaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = "questions/data/trivia.jsonl"
+    assert resolve_path(relative) == CONF_DIR / relative  # nothing of the user's: packaged
+    mine = tmp_path / "conf" / relative
+    mine.parent.mkdir(parents=True)
+    mine.write_text('{"id": "mine", "question": "Whose?"}\n')
+    assert resolve_path(relative) == mine  # ./conf before the packaged tree
+    here = tmp_path / relative
+    here.parent.mkdir(parents=True)
+    here.write_text('{"id": "here", "question": "Where?"}\n')
+    assert resolve_path(relative) == here  # the working directory first
+    assert [c.id for c in load_conversations(QuestionSet(name="t", path=relative))] == ["here"]
 
 
 def test_unsupported_suffix_and_empty_set(tmp_path: Path) -> None:

@@ -32,6 +32,15 @@ def test_ci_runs_the_readme_commands_verbatim() -> None:
     assert "TIKTOKEN_CACHE_DIR" in CI and "rm -rf .venv" in CI
 
 
+def test_the_install_section_runs_what_init_says_to_run_next() -> None:
+    from runner.init import NEXT_COMMAND
+
+    block = re.search(r"## Install in your own project\n.*?```bash\n(.*?)```", README, re.S)
+    assert block, "README lost its install block"
+    commands = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
+    assert commands == ["python -m runner init", NEXT_COMMAND]
+
+
 @pytest.mark.slow
 def test_the_quickstart_run_works_offline(tmp_path: Path) -> None:
     run = quickstart()[0].rsplit("&&", 1)[1].split()

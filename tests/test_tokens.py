@@ -42,11 +42,13 @@ COOKBOOK = [
 ]
 
 
+@pytest.mark.needs_encodings
 @pytest.mark.parametrize(("encoding", "expected"), [("cl100k_base", 129), ("o200k_base", 124)])
 def test_cookbook_counts_match_what_the_api_reported(encoding: str, expected: int) -> None:
     assert count_tokens(COOKBOOK, encoding) == expected
 
 
+@pytest.mark.needs_encodings
 def test_each_message_is_encoded_once() -> None:
     counter = TokenCounter("o200k_base")
     calls = []
