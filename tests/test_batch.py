@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -229,6 +230,28 @@ def test_a_failed_line_and_an_error_status_are_error_records(
     assert streamed[0]["error"] == refused["error"]
 
 
+def test_a_failed_response_is_not_retried_in_a_batch(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.enqueue(Behaviour("failed"))  # a 200 whose response has status "failed"
+    rows = job(*BATCH, "model.api=responses", "concurrency=1")
+    failed = rows[0]
+    assert failed["error"] == {
+        "type": "ResponseFailed",
+        "message": "response failed (server_error): The model failed to generate a response.",
+        "status": None,
+    }
+    assert failed["attempt_errors"] == [
+        {"attempt": 1, "type": "ResponseFailed", "status": None, "charged": True}
+    ]
+    billed = failed["retried_usage"]
+    assert (billed["completion_tokens"], billed["source"]) == (0, "estimate")
+    # the prompt was billed: France's question has as many words as Japan's
+    assert billed["prompt_tokens"] == rows[1]["usage"]["prompt_tokens"]
+    assert failed["cost_usd"] == pytest.approx(billed["prompt_tokens"] * 0.2 / 1e6, rel=1e-9)
+    assert [r["error"] for r in rows[1:]] == [None] * 4
+
+
 def test_a_refusal_in_a_batch_skips_the_later_turns(
     job: Job, fake_server: FakeOpenAIServer
 ) -> None:
@@ -245,9 +268,20 @@ def test_a_refusal_in_a_batch_skips_the_later_turns(
 
 
 def test_each_turn_goes_in_a_round_after_the_answers_before_it(
-    job: Job, fake_server: FakeOpenAIServer
+    job: Job, fake_server: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rows = job(*BATCH, "questions=math_chat")
+    fake_server.batch_polls = 1
+    with caplog.at_level(logging.INFO, logger="runner.batch"):
+        rows = job(*BATCH, "questions=math_chat")
+    polls = [m.partition(": ")[2] for m in caplog.messages if "requests answered" in m]
+    assert polls == [
+        "batch batch_fake1 (round 1): in_progress, 0 of 4 requests answered, 0 failed",
+        "batch batch_fake1 (round 1): completed, 4 of 4 requests answered, 0 failed",
+        "batch batch_fake2 (round 2): in_progress, 0 of 3 requests answered, 0 failed",
+        "batch batch_fake2 (round 2): completed, 3 of 3 requests answered, 0 failed",
+        "batch batch_fake3 (round 3): in_progress, 0 of 1 requests answered, 0 failed",
+        "batch batch_fake3 (round 3): completed, 1 of 1 requests answered, 0 failed",
+    ]
     made = fake_server.batches_made()
     assert [len(input_lines(fake_server, b)) for b in made] == [4, 3, 1]
     assert len(rows) == 8 and all(r["error"] is None for r in rows)
