@@ -185,11 +185,7 @@ class BatchState:
     def save(self) -> None:
         data = {"base_url": self.base_url, "batches": [asdict(b) for b in self.batches]}
         fresh = self.path.with_name(self.path.name + ".tmp")
-        with fresh.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write(fresh, (json.dumps(data, indent=1) + "\n").encode())
         fresh.replace(self.path)
 
 
@@ -346,7 +342,6 @@ class _Rounds:
         self, plan: JobPlan, gateway: Gateway, state: BatchState, base_url: str | None
     ) -> None:
         self.plan, self.gateway, self.state = plan, gateway, state
-        self.preset: ModelPreset = plan.run.model
         self.retry: RetryPolicy = plan.run.retry
         self.endpoint = ENDPOINTS[plan.run.model.api]
         self.cache_base = base_url or ""
@@ -452,7 +447,11 @@ class _Rounds:
                 group.create_task(self._wait(entry, by_id))
         for p in pending:  # a request no batch answered
             if not p.future.done():
-                error = CallError("BatchMissing", "no batch answered this request: resume=true")
+                error = CallError(
+                    "BatchMissing",
+                    "no batch answered this request: run the same command with resume=true to "
+                    "send it again",
+                )
                 p.future.set_result(BatchOutcome(None, error, 1, False, None))
 
     def _parts(self, pending: list[_Pending]) -> Iterator[list[tuple[_Pending, bytes]]]:
@@ -484,11 +483,9 @@ class _Rounds:
     async def _send(self, part: int, lines: list[tuple[_Pending, bytes]]) -> BatchEntry | None:
         """Write and upload one input file, create its batch and save it in the state file;
         None when it could not be sent (its requests are answered with the error)."""
-        folder = self.plan.info.output_dir / INPUT_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"round-{self.round}-part-{part}.jsonl"
+        path = self.plan.info.output_dir / INPUT_DIR / f"round-{self.round}-part-{part}.jsonl"
         data = b"".join(line for _, line in lines)
-        path.write_bytes(data)
+        _write(path, data)
         try:
             uploaded = await self._api(
                 lambda: self.client.files.create(
@@ -503,6 +500,7 @@ class _Rounds:
                 )
             )
         except Exception as exc:
+            _log_unexpected(exc, f"sending {path.name}")
             error = classify(exc).error
             error.message = self.gateway._scrub(f"sending the batch: {error.message}")
             for p, _ in lines:
@@ -533,7 +531,10 @@ class _Rounds:
             for file_id in (batch.output_file_id, batch.error_file_id):
                 if file_id:
                     lines |= await self._lines(file_id)
+        except TranscriptWriteError:
+            raise
         except Exception as exc:  # the batch cannot be seen (gone, or no access)
+            _log_unexpected(exc, f"waiting for batch {entry.id}")
             error = classify(exc).error
             error.message = self.gateway._scrub(f"waiting for batch {entry.id}: {error.message}")
             for p in mine:
@@ -675,6 +676,30 @@ class _Rounds:
                     self.plan.run.batch_poll_s,
                 )
                 await asyncio.sleep(self.plan.run.batch_poll_s)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write a file whole and to the disk; a failure stops the job as a transcript's does."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise TranscriptWriteError(
+            f"cannot write {path} ({exc.strerror or exc}): free some space (or fix the file "
+            "system), then run the same command with resume=true; the records written so far "
+            "are kept"
+        ) from None
+
+
+def _log_unexpected(exc: Exception, doing: str) -> None:
+    """A failure that is not the API's (a bug) keeps its traceback in the log."""
+    import openai
+
+    if not isinstance(exc, openai.OpenAIError):
+        log.exception("unexpected error %s", doing)
 
 
 def _failed(error: CallError, batch_id: str | None) -> BatchOutcome:

@@ -27,7 +27,7 @@ from runner.config import Prices, validate
 from runner.engine import MalformedChunkError
 from runner.errors import ConfigError
 from runner.experiment import compose
-from runner.job import JobInfo, plan_job
+from runner.job import JobInfo, TranscriptWriteError, plan_job
 from runner.record import TokenUsage, cost_usd
 from runner.sweep import Executor
 
@@ -510,6 +510,18 @@ def test_a_killed_wait_resumes_with_the_same_batch(
     again = job(*BATCH, "resume=true")  # nothing left: nothing sent, nothing written twice
     assert fake_server.path_counts["POST /v1/batches"] == 1
     assert again == rows
+
+
+def test_a_state_file_that_cannot_be_written_stops_the_job(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    (job.dir / "batch.json.tmp").mkdir(parents=True)  # in the way of the atomic rewrite
+    with pytest.raises(
+        TranscriptWriteError, match=r"cannot write .*batch\.json\.tmp .*resume=true"
+    ):
+        job(*BATCH)
+    assert fake_server.path_counts["POST /v1/batches"] == 1
+    assert not (job.dir / "transcript.jsonl").exists() or records(job.dir) == []
 
 
 @pytest.mark.slow
