@@ -68,7 +68,17 @@ RESPONSES_PARAMS = {
 # Keys that say how a run goes, not what it asks: left out of the overrides kept in records,
 # so that they do not turn into swept columns (a resumed run would otherwise differ by
 # resume=true from the records written before it was killed).
-RUN_CONTROL_KEYS = ("concurrency", "timeout_s", "retry", "cache", "resume", "dry_run", "progress")
+RUN_CONTROL_KEYS = (
+    "concurrency",
+    "timeout_s",
+    "retry",
+    "cache",
+    "resume",
+    "dry_run",
+    "progress",
+    "batch",
+    "batch_poll_s",
+)
 
 
 @dataclass
@@ -78,6 +88,9 @@ class Prices:
     input: float | None = None
     cached_input: float | None = None
     output: float | None = None
+    # through the Batch API (``batch=true``); cached input there costs half ``cached_input``
+    input_batch: float | None = None
+    output_batch: float | None = None
 
 
 @dataclass
@@ -242,6 +255,8 @@ class RunConfig:
     resume: bool = False
     dry_run: bool = False
     progress: bool = True
+    batch: bool = False
+    batch_poll_s: float = 30.0
 
 
 def user_conf_dir() -> Path | None:
@@ -324,6 +339,7 @@ def validate(cfg: DictConfig | RunConfig) -> RunConfig:
     _check_accepted_params(run)
     _check_api(run)
     _check_tools(run)
+    _check_batch(run)
     return run
 
 
@@ -498,6 +514,7 @@ def _check_ranges(run: RunConfig) -> None:
         ("repeat", run.repeat, run.repeat >= 1, "a whole number of at least 1"),
         ("concurrency", run.concurrency, run.concurrency >= 1, "a whole number of at least 1"),
         ("timeout_s", run.timeout_s, run.timeout_s > 0, "a positive number of seconds"),
+        ("batch_poll_s", run.batch_poll_s, run.batch_poll_s > 0, "a positive number of seconds"),
         (
             "retry.max_attempts",
             run.retry.max_attempts,
@@ -711,6 +728,23 @@ def _check_tools(run: RunConfig) -> None:
         raise ConfigError(
             f"tools.choice={tools.choice!r} is not a choice: use auto, required, none or a "
             "function's name"
+        )
+
+
+def _check_batch(run: RunConfig) -> None:
+    """``batch=true`` needs a server with the Batch API, and a conversation the runner sends."""
+    if not run.batch:
+        return
+    if run.model.engine == "echo":
+        raise ConfigError(
+            f"batch=true sends the calls through OpenAI's Batch API, which model {run.model.name} "
+            "(engine echo, offline) does not have: choose an OpenAI model or set batch=false"
+        )
+    if run.conversation_state != "client":
+        raise ConfigError(
+            f"batch=true with conversation_state={run.conversation_state} is not supported (each "
+            "round of a batch sends its conversations' history itself): set "
+            "conversation_state=client or batch=false"
         )
 
 

@@ -203,6 +203,10 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
     if plan.run.model.engine != "echo":
         base_url = gateway.endpoint_for(plan.run.model)
     with lock_transcript(path):
+        if plan.run.batch:
+            from runner.batch import execute_batch  # imports this module
+
+            return await execute_batch(plan, gateway, sink, base_url)
         return await _execute(plan, gateway, sink, base_url)
 
 
@@ -322,7 +326,12 @@ def _first_difference(plan: JobPlan, record: dict[str, Any]) -> str:
     return "max_history, token_budget or the model's limits differ"
 
 
-def _set_aside(path: Path, keep: list[dict[str, Any]], stale: list[dict[str, Any]]) -> None:
+def _set_aside(
+    path: Path,
+    keep: list[dict[str, Any]],
+    stale: list[dict[str, Any]],
+    why: str = "of items no longer in the question set (or changed)",
+) -> None:
     """Move ``stale`` records to ``superseded.jsonl`` and rewrite the transcript with ``keep``.
 
     The stale records are appended to the side file first, then the transcript is replaced
@@ -338,12 +347,7 @@ def _set_aside(path: Path, keep: list[dict[str, Any]], stale: list[dict[str, Any
         for record in keep:
             writer.write(record)
     fresh.replace(path)
-    log.info(
-        "%s: %d record(s) of items no longer in the question set (or changed) moved to %s",
-        path,
-        len(stale),
-        aside.name,
-    )
+    log.info("%s: %d record(s) %s moved to %s", path, len(stale), why, aside.name)
 
 
 class _JobRunner:
@@ -360,6 +364,7 @@ class _JobRunner:
         self.plan, self.gateway, self.writer, self.result = plan, gateway, writer, result
         self.done, self.base_url, self.sink = done, base_url, sink
         self.written: set[str] = set()
+        self.prices = plan.run.model.prices  # what a call costs (the Batch API's are lower)
         self.turns = TurnRunner(
             gateway,
             plan.run,
@@ -505,7 +510,7 @@ class _JobRunner:
     ) -> list[TranscriptRecord]:
         """The records of one call: one per choice asked for, sharing the call's usage."""
         ids = self._ids(conv, number, sample, step.number)
-        prices = self.plan.run.model.prices
+        prices = self.prices
         counter = self.plan.counter
         outcome = step.outcome
         retried = charged_usage(outcome, step.estimate, counter.count_text)

@@ -101,6 +101,7 @@ class TranscriptRecord:
     response_id: str | None
     served_model: str | None
     system_fingerprint: str | None
+    batch_id: str | None = None  # the Batch API batch that answered it (batch=true)
     attempt_errors: list[AttemptError] = field(default_factory=list)
     error: CallError | None = None
     score: float | None = None

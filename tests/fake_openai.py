@@ -140,6 +140,27 @@ refusal part; ``malformed``/``bad_shape`` send a line that is not JSON / JSON th
 event after the first delta. Only responses that end ``completed`` or ``incomplete`` are kept
 for continuing and join their conversation.
 
+Batch API: ``POST /v1/files`` (multipart ``file`` and ``purpose``), ``GET /v1/files/{id}`` and
+``GET /v1/files/{id}/content`` keep files; ``POST /v1/batches`` (``input_file_id``, ``endpoint``
+``/v1/chat/completions`` or ``/v1/responses``, ``completion_window`` ``24h``), ``GET
+/v1/batches/{id}`` and ``POST /v1/batches/{id}/cancel`` run batches. A batch whose input file
+has a line that is not ``{custom_id, method: POST, url: <endpoint>, body}``, repeats a
+``custom_id``, mixes models or asks to stream is ``failed`` from the start (``errors`` name the
+line). Otherwise it is ``validating``, then each retrieve finds it ``in_progress`` until
+``batch_polls`` retrieves have seen it so; the next one answers every line as the same
+request sent without streaming would be answered (scripted behaviours included, one per line;
+each line counts in ``requests`` and ``request_count``) and finds it ``completed``. Answers
+with a status below 400 go to the output file (``purpose: batch_output``, lines in reverse
+order: OpenAI does not keep the input's), the others to the error file, each line ``{id,
+custom_id, response: {status_code, request_id, body}, error}``. Knobs (attributes):
+``batch_fail_lines`` (line numbers, from 1, of each input file answered with an error line
+``{response: null, error: {code: server_error, message}}``), ``batch_end`` (``"completed"``;
+``"failed"``: the batch fails as a whole with code ``token_limit_exceeded`` and no files;
+``"expired"``: the first ``batch_expire_after`` lines are answered, the rest are error lines
+with code ``batch_expired``). A cancelled batch is ``cancelling``, then ``cancelled`` at the
+next retrieve, with no files. :meth:`FakeOpenAIServer.batches_made` lists the batches and
+:meth:`FakeOpenAIServer.file_content` gives a file's bytes.
+
 A request refused by ``rate_limit_per_s`` does not consume a scripted behaviour. The listening
 socket takes a backlog of :data:`BACKLOG` connections, so a burst of a thousand connects is
 accepted.
@@ -151,6 +172,8 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import email.parser
+import email.policy
 import json
 import logging
 import math
@@ -231,6 +254,13 @@ QUOTA_MESSAGE = (
 STREAM_ERROR_MESSAGE = "The server had an error while processing your request."
 # Connections the kernel may queue before uvicorn accepts them (Linux caps it at somaxconn).
 BACKLOG = 4096
+BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/responses")
+BATCH_LINE_FAILED_MESSAGE = "The server had an error while processing this request."
+BATCH_EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+BATCH_TOKEN_LIMIT_MESSAGE = (
+    "Enqueued token limit reached for {model} in organization org-fake. Limit: 2,000,000 "
+    "enqueued tokens. Please try again once some in_progress batches have been completed."
+)
 
 _WORD_RE = re.compile(r"\S+\s*")
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -1192,6 +1222,8 @@ class FakeOpenAIServer:
       ``retry-after-ms`` header (token bucket holding ``max(1, rate)`` tokens).
     - ``record_requests``: False = do not keep request bodies in ``requests``.
     - ``ignore_n``: True = answer once whatever ``n`` asks for (as Ollama does).
+    - ``batch_polls``, ``batch_fail_lines``, ``batch_end``, ``batch_expire_after``: how
+      batches go (see the module docstring).
 
     ``requests``, ``arrivals`` and ``request_count`` cover the model requests (``POST`` to
     ``/v1/chat/completions`` and ``/v1/responses``); ``path_counts`` counts every request by
@@ -1214,6 +1246,10 @@ class FakeOpenAIServer:
         self.rate_limit_per_s = rate_limit_per_s
         self.record_requests = record_requests
         self.ignore_n = False
+        self.batch_polls = 0
+        self.batch_fail_lines: set[int] = set()
+        self.batch_end = "completed"
+        self.batch_expire_after = 0
 
         self.requests: list[dict[str, Any]] = []
         self.arrivals: list[float] = []  # time.time() as each request's body was read
@@ -1233,6 +1269,13 @@ class FakeOpenAIServer:
         self._conversation_items: dict[str, list[dict[str, Any]]] = {}
         self._planned: set[str] = set()
         self._item_count = 0
+        # Batch API state: files (their object and bytes), batches, and how often each batch
+        # was retrieved while it ran.
+        self._files: dict[str, dict[str, Any]] = {}
+        self._file_data: dict[str, bytes] = {}
+        self._batches: dict[str, dict[str, Any]] = {}
+        self._batch_polls: dict[str, int] = {}
+        self._batch_lines = 0
         self._queue: collections.deque[Behaviour] = collections.deque()
         self._bucket_rate: float | None = None
         self._bucket_tokens = 0.0
@@ -1288,6 +1331,15 @@ class FakeOpenAIServer:
             self._conversation_items.clear()
             self._planned.clear()
             self._item_count = 0
+            self._files.clear()
+            self._file_data.clear()
+            self._batches.clear()
+            self._batch_polls.clear()
+            self._batch_lines = 0
+        self.batch_polls = 0
+        self.batch_fail_lines = set()
+        self.batch_end = "completed"
+        self.batch_expire_after = 0
         self.latency_s = 0.0
         self.send_usage = True
         self.usage_on_content_chunks = False
@@ -1306,6 +1358,16 @@ class FakeOpenAIServer:
         """A conversation's items, oldest first."""
         with self._lock:
             return json.loads(_DUMPS(self._conversation_items[conversation_id]))
+
+    def batches_made(self) -> list[dict[str, Any]]:
+        """Every batch created, oldest first, as a retrieve would give it now."""
+        with self._lock:
+            return json.loads(_DUMPS(list(self._batches.values())))
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of an uploaded or generated file."""
+        with self._lock:
+            return self._file_data[file_id]
 
     def _config(self, log_config: Any) -> uvicorn.Config:
         return uvicorn.Config(
@@ -1465,6 +1527,9 @@ class FakeOpenAIServer:
                 "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}],
             }
             await self._respond(send, 200, _DUMPS(body).encode())
+            return
+        if path.startswith(("/v1/files", "/v1/batches")):
+            await self._batch_route(send, method, path, scope, b"".join(chunks))
             return
         if path.startswith("/v1/conversations") or (
             path.startswith("/v1/responses/") and method == "GET"
@@ -2139,6 +2204,331 @@ class FakeOpenAIServer:
                     return 200, _item_list(listed[:limit], has_more=len(listed) > limit)
         msg = f"Invalid URL ({method} {path})"
         return 404, _error_body(msg, "invalid_request_error", None)
+
+    # ------------------------------------------------------------------ Batch API
+
+    async def _batch_route(
+        self, send: Send, method: str, path: str, scope: Scope, raw: bytes
+    ) -> None:
+        """Files and batches."""
+        parts = path.split("/")[2:]  # ["files", id, "content"], ["batches", id, "cancel"], ...
+        if parts[0] == "files" and parts[2:] == ["content"] and method == "GET":
+            with self._lock:
+                data = self._file_data.get(parts[1])
+            if data is None:
+                await self._respond(send, *_no_such("File", parts[1]))
+                return
+            headers = [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", str(len(data)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": data, "more_body": False})
+            return
+        if parts == ["files"] and method == "POST":
+            content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+            status, payload = self._upload(content_type, raw)
+        elif parts[0] == "files" and len(parts) == 2 and method == "GET":
+            with self._lock:
+                found = self._files.get(parts[1])
+            status, payload = (200, _DUMPS(found).encode()) if found else _no_such("File", parts[1])
+        elif parts == ["batches"] and method == "POST":
+            status, payload = self._create_batch(raw)
+        elif parts[0] == "batches" and len(parts) == 2 and method == "GET":
+            status, payload = await self._retrieve_batch(parts[1])
+        elif parts[0] == "batches" and parts[2:] == ["cancel"] and method == "POST":
+            status, payload = self._cancel_batch(parts[1])
+        else:
+            msg = f"Invalid URL ({method} {path})"
+            status, payload = 404, _error_body(msg, "invalid_request_error", None)
+        await self._respond(send, status, payload)
+
+    def _store_file(self, filename: str, purpose: str, data: bytes) -> dict[str, Any]:
+        """Keep a file (call with the lock held)."""
+        created = int(time.time())
+        file = {
+            "id": f"file-fake{len(self._files) + 1}",
+            "object": "file",
+            "bytes": len(data),
+            "created_at": created,
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": created + 30 * 86400,
+            "status_details": None,
+        }
+        self._files[file["id"]] = file
+        self._file_data[file["id"]] = data
+        return file
+
+    def _upload(self, content_type: bytes, raw: bytes) -> tuple[int, bytes]:
+        head = b"Content-Type: " + content_type + b"\r\n\r\n"
+        form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        if form.is_multipart():
+            for part in form.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True)
+                fields[str(name)] = (
+                    part.get_filename(),
+                    payload if isinstance(payload, bytes) else b"",
+                )
+        for name in ("file", "purpose"):
+            if name not in fields:
+                msg = f"Missing required parameter: '{name}'."
+                code = "missing_required_parameter"
+                return 400, _error_body(msg, "invalid_request_error", code, name)
+        purpose = fields["purpose"][1].decode()
+        if purpose not in ("batch", "assistants", "fine-tune", "vision", "user_data"):
+            msg = f"'{purpose}' is not one of the supported purposes."
+            return 400, _error_body(msg, "invalid_request_error", None, "purpose")
+        filename, data = fields["file"]
+        with self._lock:
+            file = self._store_file(filename or "upload", purpose, data)
+        return 200, _DUMPS(file).encode()
+
+    def _create_batch(self, raw: bytes) -> tuple[int, bytes]:
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            msg = "We could not parse the JSON body of your request."
+            return 400, _error_body(msg, "invalid_request_error", None)
+        known = ("input_file_id", "endpoint", "completion_window", "metadata")
+        for key in body:
+            if key not in (*known, "output_expires_after"):
+                msg = f"Unsupported parameter: '{key}'."
+                return 400, _error_body(msg, "invalid_request_error", "unsupported_parameter", key)
+        for key in known[:3]:
+            if not isinstance(body.get(key), str):
+                msg = f"Missing required parameter: '{key}'."
+                code = "missing_required_parameter"
+                return 400, _error_body(msg, "invalid_request_error", code, key)
+        endpoint = body["endpoint"]
+        if endpoint not in BATCH_ENDPOINTS:
+            msg = (
+                f"Invalid value: '{endpoint}'. Supported values are: {', '.join(BATCH_ENDPOINTS)}."
+            )
+            return 400, _error_body(msg, "invalid_request_error", "invalid_value", "endpoint")
+        if body["completion_window"] != "24h":
+            msg = f"Invalid value: '{body['completion_window']}'. Supported values are: '24h'."
+            code = "invalid_value"
+            return 400, _error_body(msg, "invalid_request_error", code, "completion_window")
+        with self._lock:
+            file = self._files.get(body["input_file_id"])
+            if file is None:
+                return _no_such("File", body["input_file_id"])
+            if file["purpose"] != "batch":
+                msg = f"File {file['id']} has purpose '{file['purpose']}', not 'batch'."
+                return 400, _error_body(msg, "invalid_request_error", None, "input_file_id")
+            lines, problems = _batch_lines(self._file_data[file["id"]], endpoint)
+            created = int(time.time())
+            batch: dict[str, Any] = {
+                "id": f"batch_fake{len(self._batches) + 1}",
+                "object": "batch",
+                "endpoint": endpoint,
+                "errors": None,
+                "input_file_id": file["id"],
+                "completion_window": "24h",
+                "status": "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": created,
+                "in_progress_at": None,
+                "expires_at": created + 86400,
+                "finalizing_at": None,
+                "completed_at": None,
+                "failed_at": None,
+                "expired_at": None,
+                "cancelling_at": None,
+                "cancelled_at": None,
+                "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+                "metadata": body.get("metadata"),
+                "model": lines[0]["body"].get("model") if lines and not problems else None,
+            }
+            if problems:
+                batch |= {"status": "failed", "failed_at": created}
+                batch["errors"] = {"object": "list", "data": problems}
+            self._batches[batch["id"]] = batch
+            self._batch_polls[batch["id"]] = 0
+            return 200, _DUMPS(batch).encode()
+
+    async def _retrieve_batch(self, batch_id: str) -> tuple[int, bytes]:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return _no_such("Batch", batch_id)
+            now = int(time.time())
+            finish = False
+            if batch["status"] == "cancelling":
+                batch |= {"status": "cancelled", "cancelled_at": now}
+            elif batch["status"] in ("validating", "in_progress"):
+                self._batch_polls[batch_id] += 1
+                batch["in_progress_at"] = batch["in_progress_at"] or now
+                if self._batch_polls[batch_id] <= self.batch_polls:
+                    batch["status"] = "in_progress"
+                else:  # a retrieve meanwhile finds it finalizing
+                    batch |= {"status": "finalizing", "finalizing_at": now}
+                    finish = True
+        if finish:
+            await self._finish_batch(batch)
+        with self._lock:
+            return 200, _DUMPS(batch).encode()
+
+    async def _finish_batch(self, batch: dict[str, Any]) -> None:
+        """Answer a batch's lines and write its output and error files."""
+        with self._lock:
+            lines, _ = _batch_lines(self._file_data[batch["input_file_id"]], batch["endpoint"])
+            end = self.batch_end
+            failing = set(self.batch_fail_lines)
+            answered = len(lines) if end == "completed" else self.batch_expire_after
+        now = int(time.time())
+        if end == "failed":
+            message = BATCH_TOKEN_LIMIT_MESSAGE.format(model=batch["model"])
+            error = {
+                "code": "token_limit_exceeded",
+                "message": message,
+                "param": None,
+                "line": None,
+            }
+            with self._lock:
+                batch |= {"status": "failed", "failed_at": now}
+                batch["errors"] = {"object": "list", "data": [error]}
+            return
+        outputs: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for number, line in enumerate(lines, start=1):
+            if number > answered:
+                error = {"code": "batch_expired", "message": BATCH_EXPIRED_MESSAGE}
+                errors.append(self._batch_line(line["custom_id"], None, error))
+            elif number in failing:
+                error = {"code": "server_error", "message": BATCH_LINE_FAILED_MESSAGE}
+                errors.append(self._batch_line(line["custom_id"], None, error))
+            else:
+                response = await self._batch_answer(batch["endpoint"], line["body"])
+                if response is None:
+                    error = {"code": "server_error", "message": BATCH_LINE_FAILED_MESSAGE}
+                    errors.append(self._batch_line(line["custom_id"], None, error))
+                else:
+                    kept = outputs if response["status_code"] < 400 else errors
+                    kept.append(self._batch_line(line["custom_id"], response, None))
+        with self._lock:
+            for kind, kept in (("output", outputs[::-1]), ("error", errors)):
+                if kept:
+                    data = "".join(_DUMPS(item) + "\n" for item in kept).encode()
+                    file = self._store_file(f"{batch['id']}_{kind}.jsonl", "batch_output", data)
+                    batch[f"{kind}_file_id"] = file["id"]
+            batch["request_counts"] |= {"completed": len(outputs), "failed": len(errors)}
+            if end == "expired":
+                batch |= {"status": "expired", "expired_at": now}
+            else:
+                batch |= {"status": "completed", "completed_at": now}
+
+    def _batch_line(
+        self, custom_id: str, response: dict[str, Any] | None, error: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        with self._lock:
+            self._batch_lines += 1
+            number = self._batch_lines
+        return {
+            "id": f"batch_req_fake{number}",
+            "custom_id": custom_id,
+            "response": response,
+            "error": error,
+        }
+
+    async def _batch_answer(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A line's answer, as the request sent without streaming gets it: ``{status_code,
+        request_id, body}``, or None when the connection would have been dropped."""
+        with self._lock:
+            self.request_count += 1
+            n = self.request_count
+            if self.record_requests:
+                self.requests.append(body)
+                self.arrivals.append(time.time())
+        started: list[int] = []
+        pieces: list[bytes] = []
+
+        async def receive() -> Message:
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.append(int(message["status"]))
+            else:
+                pieces.append(message.get("body", b""))
+
+        try:
+            if endpoint == "/v1/responses":
+                await self._answer_response(receive, send, body, n)
+            else:
+                await self._answer(receive, send, body, n)
+        except _Abort:
+            return None
+        if not started:
+            return None
+        text = b"".join(pieces).decode()
+        try:
+            answer: Any = json.loads(text)
+        except ValueError:
+            answer = text
+        return {"status_code": started[0], "request_id": f"req_fake{n}", "body": answer}
+
+    def _cancel_batch(self, batch_id: str) -> tuple[int, bytes]:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return _no_such("Batch", batch_id)
+            if batch["status"] not in ("validating", "in_progress"):
+                msg = f"Cannot cancel a batch with status '{batch['status']}'."
+                return 400, _error_body(msg, "invalid_request_error", None)
+            batch |= {"status": "cancelling", "cancelling_at": int(time.time())}
+            return 200, _DUMPS(batch).encode()
+
+
+def _no_such(kind: str, ident: str) -> tuple[int, bytes]:
+    msg = f"No such {kind}: '{ident}'."
+    return 404, _error_body(msg, "invalid_request_error", None)
+
+
+def _batch_lines(data: bytes, endpoint: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A batch input file's lines, and what is wrong with them (OpenAI's validation errors)."""
+    lines: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    models: set[str] = set()
+
+    def problem(code: str, number: int | None, message: str) -> None:
+        problems.append({"code": code, "line": number, "message": message, "param": None})
+
+    for number, raw in enumerate(data.decode().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            problem("invalid_json_line", number, "This line is not parseable as valid JSON.")
+            continue
+        if not isinstance(line, dict) or not isinstance(line.get("body"), dict):
+            problem("invalid_request", number, "Each line must be an object with a body object.")
+            continue
+        custom_id = line.get("custom_id")
+        body = line["body"]
+        if not isinstance(custom_id, str) or custom_id in seen:
+            problem("duplicate_custom_id", number, "The custom_id for this request is a duplicate.")
+        elif line.get("method") != "POST":
+            problem("invalid_method", number, "The method must be POST.")
+        elif line.get("url") != endpoint:
+            problem("mismatched_endpoint", number, f"The url must be the batch's {endpoint}.")
+        elif "stream" in body or "stream_options" in body:
+            problem("invalid_request", number, "Streaming is not supported in a batch.")
+        seen.add(str(custom_id))
+        models.add(str(body.get("model")))
+        lines.append(line)
+    if len(models) > 1:
+        problem("mismatched_model", None, "All requests of a batch must use the same model.")
+    return lines, problems
 
 
 def main(argv: list[str] | None = None) -> None:
