@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from runner.errors import ResultsError
+from runner.judgments import add_judge_columns
 from runner.record import CallError, TokenUsage, TranscriptRecord
 from runner.transcript import TRANSCRIPT_NAME, read_records
 
@@ -108,6 +109,7 @@ def load_results(
     for row, (_, job_dir) in zip(rows, loaded, strict=True):
         row["job_dir"] = job_dir
     columns.append("job_dir")
+    columns += add_judge_columns(rows, [job_dir for _, job_dir in loaded])
     swept = _add_swept_columns(rows, [record.get("overrides") for record, _ in loaded], columns)
 
     frame = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
