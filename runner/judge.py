@@ -342,8 +342,9 @@ async def judge_answer(
     retried = charged_usage(outcome, estimate, plan.counter.count_text)
     extra = (cost_usd(retried, model.prices) if retried is not None else 0.0) or 0.0
     completion = outcome.completion
-    if completion is None:
-        judgment.cost_usd = extra if retried is not None else None
+    if completion is None:  # nothing billed unless an attempt had started answering
+        unknown = any(a.charged is None for a in outcome.attempt_errors)
+        judgment.cost_usd = extra if retried is not None else (None if unknown else 0.0)
     else:
         text = completion.answer
         usage = completion.usage or estimated_usage(plan.counter.count_text, estimate, text)
