@@ -341,7 +341,10 @@ def unknown_key_message(key: str, owner: type | None) -> str:
     parent = key.rpartition(".")[0]
     close = [f"{parent}.{c}" if parent else c for c in difflib.get_close_matches(name, known, n=1)]
     if not close:  # a nested key written at the wrong level, e.g. temperature=0 for sampling.*
-        by_leaf = {k.rpartition(".")[2]: k for k in schema_keys() if "." in k}
+        by_leaf: dict[str, str] = {}
+        for k in schema_keys():  # the first key of a leaf name: sampling.temperature, not judge's
+            if "." in k:
+                by_leaf.setdefault(k.rpartition(".")[2], k)
         close = [by_leaf[c] for c in difflib.get_close_matches(name, list(by_leaf), n=1)]
     hint = (
         f"did you mean {close[0]}?"

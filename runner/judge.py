@@ -459,10 +459,12 @@ class JobJudge:
     async def __aexit__(self, kind: type[BaseException] | None, *rest: object) -> None:
         try:
             while self.tasks:
+                batch = list(self.tasks)
+                self.tasks.difference_update(batch)
                 if kind is not None:
-                    for task in self.tasks:
+                    for task in batch:
                         task.cancel()
-                await asyncio.gather(*list(self.tasks), return_exceptions=kind is not None)
+                await asyncio.gather(*batch, return_exceptions=kind is not None)
         finally:
             if self.writer is not None:
                 self.writer.close()

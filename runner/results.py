@@ -62,6 +62,10 @@ def load_results(
       always exist; ``error.type`` is empty where the call succeeded). ``messages`` and
       ``overrides`` stay Python lists. ``created_at`` is a UTC datetime.
     - ``job_dir``: the directory the record's transcript was in.
+    - ``judge.model``, ``judge.score``, ``judge.grade``, ``judge.passed``, ``judge.reasoning``,
+      ``judge.cost_usd``, ``judge.error`` (its type): the judge's latest verdict on the record
+      from ``judgments.jsonl`` beside the transcript (None where it has none); ``score`` takes
+      ``judge.score`` where the record has no score of its own.
     - one column per swept key, i.e. per key set by a Hydra override (``model=echo``,
       ``+foo=1``, ``sampling.temperature=0.7``; ``~key`` deletions and ``hydra`` keys are
       not swept keys), named after the key and typed as Hydra types it (``0.7`` is a

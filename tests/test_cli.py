@@ -525,9 +525,12 @@ def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cl
     import resource
     import signal
 
+    # room for .hydra/hydra.yaml (~4 KB with pytest's long paths), not for 5 records (~7 KB)
+    limit = 5000
+
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of dying
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     args = cli.args("cache.enabled=false", "concurrency=1")
     full = subprocess.run(
@@ -540,7 +543,7 @@ def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cl
         "then run the same command with resume=true; the records written so far are kept"
     )
     kept = (cli.run_dir / "transcript.jsonl").read_bytes()
-    assert len(kept) == 4000  # the limit: complete records, then a torn one
+    assert len(kept) == limit  # complete records, then a torn one
     complete = kept[: kept.rfind(b"\n") + 1].decode().splitlines()
     assert 1 <= len(complete) < 5
     done = cli("cache.enabled=false", "concurrency=1", "resume=true")

@@ -17,7 +17,7 @@ from fake_openai import ANSWER_PREFIX, FakeOpenAIServer
 from runner.config import validate
 from runner.errors import ConfigError, CredentialsError
 from runner.experiment import compose, run_job
-from runner.judge import judge_messages, parse_verdict, plan_judge, verdict_schema
+from runner.judge import JudgePlan, judge_messages, parse_verdict, plan_judge, verdict_schema
 from runner.judgments import judge_costs, latest_judgments
 from runner.record import TokenUsage, cost_usd
 from runner.rejudge import rejudge
@@ -64,7 +64,7 @@ def run_judge(
     )
 
 
-def judge_plan(*overrides: str):  # type: ignore[no-untyped-def]
+def judge_plan(*overrides: str) -> JudgePlan:
     return plan_judge(validate(compose(list(overrides))).judge, check_credentials=False)
 
 
@@ -363,7 +363,9 @@ def test_a_responses_api_judge_asks_in_text_format(job: Job, fake_server: FakeOp
         }
     }
     assert body["max_output_tokens"] == 200
-    assert "strict" not in body["instructions"] and '"grade"' in body["instructions"]
+    plan = judge_plan("judge=strict", "model@judge.model=gpt-4o-mini")
+    assert body["instructions"] == judge_messages(plan, {})[0]["content"]
+    assert '"grade", a whole number from 1 (worst) to 5 (best)' in body["instructions"]
     assert [item["role"] for item in body["input"]] == ["user"]
     (judgment,) = records(job.dir, "judgments.jsonl")
     assert (judgment["grade"], judgment["score"], judgment["passed"]) == (1, 0.0, False)
@@ -404,6 +406,25 @@ def test_a_failed_judge_call_is_recorded_and_the_answer_kept(
     assert judgment["error"]["status"] == 401
     assert (judgment["score"], judgment["cost_usd"], judgment["attempts"]) == (None, 0.0, 1)
     assert "[Expected answer]" not in judge_requests(fake_server)[0]["messages"][1]["content"]
+
+
+def test_judge_calls_are_retried_and_cached_as_any_call(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.enqueue("ok", "500")  # the answer, then the judge's first attempt
+    one = ["questions.items=[{id: a, question: 'Capital of Peru?', expected: Lima}]"]
+    job(*one, "questions.scorer.kind=judge", *judged_by(fake_server))
+    (first,) = records(job.dir, "judgments.jsonl")
+    assert (first["attempts"], first["score"], first["cache_hit"]) == (2, 1.0, False)
+    assert first["cost_usd"] > 0
+    job.dir = job.dir.with_name("again")
+    fake_server.reset()
+    job(*one, "questions.scorer.kind=judge", *judged_by(fake_server))
+    assert fake_server.request_count == 0  # the answer and the verdict: both from the cache
+    (again,) = records(job.dir, "judgments.jsonl")
+    assert (again["cache_hit"], again["cost_usd"], again["attempts"]) == (True, 0.0, 0)
+    assert again["cached_cost_usd"] == first["cost_usd"]
+    assert again["reasoning"] == first["reasoning"]
 
 
 def test_resume_judges_the_answers_whose_judge_was_not_asked(
