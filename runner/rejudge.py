@@ -33,6 +33,15 @@ USAGE = (
     "python -m runner judge DIR [judge=NAME] [judge.KEY=VALUE ...] "
     "[model@judge.model=PRESET] [--force]"
 )
+HELP = """Grade the answers of a finished run or sweep again, without the answering model.
+
+Judge settings come from the config tree: judge=strict, judge.rubric='...',
+judge.rubric_path=FILE, judge.scale=1-5, judge.threshold=4, model@judge.model=gpt-6-sol
+(echo: offline), and concurrency, timeout_s, retry.*, cache.*, progress. Answers this
+judge (same rubric, scale, threshold and model) has judged already are kept; --force judges
+them again. Verdicts go to judgments.jsonl beside each transcript. --cfg job prints the
+judge settings and calls nothing. Exit status: 0, 2 for bad input, 3 if every judge call
+failed."""
 EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 # What a re-judge may set: the judge, and how its calls go (never what the answers were).
 _RUN_KEYS = ("concurrency", "timeout_s", "retry", "cache", "progress")
@@ -56,6 +65,9 @@ class JobRejudged:
 def main(argv: Sequence[str]) -> int:
     """The ``judge`` subcommand; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+    if set(argv) & {"-h", "--help"}:
+        print(f"usage: {USAGE}\n\n{HELP}", flush=True)
+        return EXIT_OK
     try:
         path, overrides, force, show = _parse(argv)
         if show:

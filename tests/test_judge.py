@@ -565,6 +565,9 @@ def test_cli_rejudge_exits_3_when_every_judge_call_fails_and_2_for_bad_input(
         assert bad.returncode == 2, bad.stderr
         (line,) = bad.stderr.strip().splitlines()
         assert line.startswith("runner: error: " + message), line
+    usage = run_judge(cli, "--help")
+    assert usage.returncode == 0
+    assert usage.stdout.startswith("usage: python -m runner judge DIR [judge=NAME]")
 
 
 def test_judgments_torn_last_line_is_skipped(tmp_path: Path) -> None:
