@@ -86,6 +86,10 @@ def main() -> None:
         from runner.init import main as init
 
         sys.exit(init(sys.argv[2:]))
+    if sys.argv[1:2] == ["judge"]:  # grade a finished run or sweep again (runner.rejudge)
+        from runner.rejudge import main as rejudge
+
+        sys.exit(rejudge(sys.argv[2:]))
     global _cli_pid
     _cli_pid = os.getpid()
     full_errors = bool(os.environ.get("HYDRA_FULL_ERROR"))

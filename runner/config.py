@@ -235,6 +235,24 @@ class ResponseFormat:
 
 
 @dataclass
+class JudgeSettings:
+    """A model that grades answers against a rubric: the ``judge`` scorer, and re-judging.
+
+    ``model`` is a whole model preset, put there by the judge preset's defaults list
+    (``- /model@model: gpt-4.1-mini``); ``model@judge.model=echo`` chooses another.
+    """
+
+    name: str = "default"
+    model: ModelPreset | None = None
+    rubric: str | None = None
+    rubric_path: str | None = None
+    scale: str = "pass_fail"
+    threshold: int | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass
 class RunConfig:
     """The whole composed experiment, as the packaged ``runner.yaml`` lays it out."""
 
@@ -244,6 +262,7 @@ class RunConfig:
     questions: QuestionSet = MISSING
     tools: ToolSet = field(default_factory=ToolSet)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
     conversation_state: str = "client"
     repeat: int = 1
     max_history: int | None = None
@@ -282,6 +301,18 @@ def config_dirs() -> list[Path]:
         dirs = [d for d in (user_conf_dir(), CONF_DIR) if d is not None]
     # The packaged tree last, and always: its question files resolve under --config-path too.
     return [d for d in dirs if d.resolve() != CONF_DIR] + [CONF_DIR]
+
+
+def find_file(path: str) -> tuple[Path | None, list[Path]]:
+    """A file a config names (questions, a schema, a rubric): absolute, or relative to the
+    working directory, then to each config tree (``config_dirs``). Returns it, or None, and
+    the places tried (for the error the caller raises)."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        tried = [candidate]
+    else:
+        tried = [Path.cwd() / candidate] + [d / candidate for d in config_dirs()]
+    return next((p for p in tried if p.is_file()), None), tried
 
 
 def register_resolvers() -> None:
@@ -340,6 +371,7 @@ def validate(cfg: DictConfig | RunConfig) -> RunConfig:
     _check_api(run)
     _check_tools(run)
     _check_batch(run)
+    _check_judge(run.judge)
     return run
 
 
@@ -385,7 +417,10 @@ def unknown_key_message(key: str, owner: type | None) -> str:
     parent = key.rpartition(".")[0]
     close = [f"{parent}.{c}" if parent else c for c in difflib.get_close_matches(name, known, n=1)]
     if not close:  # a nested key written at the wrong level, e.g. temperature=0 for sampling.*
-        by_leaf = {k.rpartition(".")[2]: k for k in schema_keys() if "." in k}
+        by_leaf: dict[str, str] = {}
+        for k in schema_keys():  # the first key of a leaf name: sampling.temperature, not judge's
+            if "." in k:
+                by_leaf.setdefault(k.rpartition(".")[2], k)
         close = [by_leaf[c] for c in difflib.get_close_matches(name, list(by_leaf), n=1)]
     hint = (
         f"did you mean {close[0]}?"
@@ -448,6 +483,11 @@ def check_group_choices(overrides: Sequence[str], trees: Sequence[Path] | None =
     config_trees = config_dirs() if trees is None else trees
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         group = override.key_or_group
+        if group == "judge.model" and not isinstance(override.value(), dict | None):
+            raise ConfigError(
+                f"{override.input_line}: the judge's model is a preset of conf/model/: choose it "
+                f"with model@judge.model={(override.input_line or '').partition('=')[2]}"
+            )
         if "." in group or (  # a value (sampling.seed=1, concurrency=4), not a preset
             group in _VALUE_KEYS and not any((Path(d) / group).is_dir() for d in config_trees)
         ):
@@ -746,6 +786,64 @@ def _check_batch(run: RunConfig) -> None:
             "round of a batch sends its conversations' history itself): set "
             "conversation_state=client or batch=false"
         )
+
+
+def judge_points(scale: str) -> int | None:
+    """The best grade of a ``1-N`` judge scale (N); None for ``pass_fail``.
+
+    Raises ``ConfigError`` for anything else.
+    """
+    if scale == "pass_fail":
+        return None
+    match = re.fullmatch(r"1-(\d+)", scale)
+    if match is None or not 2 <= int(match[1]) <= 100:
+        raise ConfigError(
+            f"judge.scale={scale!r} is not a scale: use pass_fail, or 1-N for grades 1 to N "
+            "(N from 2 to 100, e.g. 1-5)"
+        )
+    return int(match[1])
+
+
+def _check_judge(judge: JudgeSettings) -> None:
+    """The judge's scale, threshold, params and model go together; checked whether or not a
+    question uses the judge, so that a bad preset fails at once. (A missing model or rubric
+    matters only to a run that uses the judge: ``runner.judge.plan_judge`` says so.)"""
+    points = judge_points(judge.scale)
+    if points is not None and (judge.threshold is None or not 1 <= judge.threshold <= points):
+        raise ConfigError(
+            f"judge.threshold={judge.threshold!r} does not fit judge.scale={judge.scale}: give "
+            f"the lowest passing grade, a whole number from 1 to {points}"
+        )
+    if judge.temperature is not None and not 0 <= judge.temperature <= 2:
+        raise ConfigError(
+            f"judge.temperature={judge.temperature!r} is out of range: use a number from 0 to 2, "
+            "or null"
+        )
+    if judge.max_tokens is not None and judge.max_tokens < 1:
+        raise ConfigError(
+            f"judge.max_tokens={judge.max_tokens!r} is out of range: use a whole number of at "
+            "least 1, or null"
+        )
+    model = judge.model
+    if model is None:
+        return
+    if model.engine not in ("openai", "echo"):
+        raise ConfigError(
+            f"judge.model.engine={model.engine!r} is out of range: use 'openai' or 'echo'"
+        )
+    if model.api not in APIS:
+        raise ConfigError(f"judge.model.api={model.api!r} is not an API: use chat or responses")
+    if model.base_url is not None and not _is_http_url(model.base_url):
+        raise ConfigError(
+            f"judge.model.base_url={model.base_url!r} is not an http:// or https:// URL: write "
+            "it as http://host:port/v1 (or null for the OpenAI API)"
+        )
+    for key, value in (("temperature", judge.temperature), ("max_tokens", judge.max_tokens)):
+        if value is not None and key not in model.accepts:
+            raise ConfigError(
+                f"judge model {model.name} does not accept judge.{key}={value!r} (it accepts: "
+                f"{', '.join(model.accepts)}); set judge.{key}=null or choose another judge model"
+            )
 
 
 def token_budget(run: RunConfig) -> tuple[int, int]:

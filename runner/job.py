@@ -4,6 +4,7 @@ write the records of each call the moment it completes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from runner.config import RunConfig, token_budget
 from runner.errors import ConfigError, QuestionsError, RunnerError
 from runner.gateway import Gateway, api_key_for, charged_usage
 from runner.history import Exchange, exchange
+from runner.judge import JobJudge, JudgePlan, judge_for_job, plan_job_judge
 from runner.lock import lock_transcript
 from runner.questions import Conversation, Turn, load_conversations
 from runner.record import (
@@ -74,6 +76,7 @@ class JobPlan:
     shape: Shape
     toolbox: Toolbox
     schema: dict[str, Any] | None = None
+    judge: JudgePlan | None = None  # the judge of the turns scored by it, if any
 
     @property
     def steps(self) -> int:
@@ -115,6 +118,7 @@ def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> J
     ``RunnerError`` before any call (a dry run skips the credentials)."""
     conversations = load_conversations(run.questions)
     _check_scorers(run, conversations)
+    judge = plan_job_judge(run, conversations, check_credentials)
     if check_credentials:
         api_key_for(run.model)
     budget, reserved = token_budget(run)
@@ -155,6 +159,7 @@ def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> J
         shape,
         toolbox,
         schema,
+        judge,
     )
 
 
@@ -213,11 +218,36 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
 async def _execute(
     plan: JobPlan, gateway: Gateway, sink: RecordSink | None, base_url: str | None
 ) -> JobResult:
-    path = plan.transcript
     done = _resume(plan, base_url)
     result = JobResult()
+    judge = judge_for_job(
+        plan.judge,
+        plan.run,
+        plan.conversations,
+        gateway,
+        plan.info.output_dir,
+        result.scores.append,
+    )
+    # the judge's calls still out when the answers are done are waited for (cancelled on error)
+    async with judge or contextlib.nullcontext():
+        if judge is not None:  # answers a killed run wrote before their judge was asked
+            judge.submit(done.values())
+        await _ask_all(plan, gateway, sink, base_url, done, result, judge)
+    return result
+
+
+async def _ask_all(
+    plan: JobPlan,
+    gateway: Gateway,
+    sink: RecordSink | None,
+    base_url: str | None,
+    done: dict[str, dict[str, Any]],
+    result: JobResult,
+    judge: JobJudge | None,
+) -> None:
+    path = plan.transcript
     with _open_writer(path) as writer:
-        runner = _JobRunner(plan, gateway, writer, result, done, base_url, sink)
+        runner = _JobRunner(plan, gateway, writer, result, done, base_url, sink, judge)
         # A fixed pool of workers takes conversations in turn: per-call state (prompts, retry
         # state, coroutine frames) exists only for what is about to be sent, not for every
         # call of a 20,000-call sweep at once.
@@ -234,7 +264,6 @@ async def _execute(
                     group.create_task(worker())
         except* TranscriptWriteError as failed:
             raise failed.exceptions[0] from None
-    return result
 
 
 def _open_writer(path: Path) -> TranscriptWriter:
@@ -360,9 +389,10 @@ class _JobRunner:
         done: dict[str, dict[str, Any]],
         base_url: str | None,
         sink: RecordSink | None,
+        judge: JobJudge | None = None,
     ) -> None:
         self.plan, self.gateway, self.writer, self.result = plan, gateway, writer, result
-        self.done, self.base_url, self.sink = done, base_url, sink
+        self.done, self.base_url, self.sink, self.judge = done, base_url, sink, judge
         self.written: set[str] = set()
         self.prices = plan.run.model.prices  # what a call costs (the Batch API's are lower)
         self.turns = TurnRunner(
@@ -693,6 +723,8 @@ class _JobRunner:
         self.written.update(item["record_id"] for item in data)
         self._count(data)
         self._tell(data)
+        if self.judge is not None:  # the answers it scores, once they are on disk
+            self.judge.submit(data)
 
     def _tell(self, records: Sequence[dict[str, Any]]) -> None:
         if self.sink is None:

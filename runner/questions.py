@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.config import QuestionItem, QuestionSet, config_dirs
+from runner.config import QuestionItem, QuestionSet, find_file
 from runner.errors import QuestionsError
 
 _ITEM_KEYS = {"id", "question", "expected", "scorer", "turns"}
@@ -76,18 +76,13 @@ def resolve_path(path: str) -> Path:
     """A questions file: absolute, or relative to the working directory, then to each config
     tree in search-path order (``./conf`` and other trees of the user's first, the packaged
     tree last: see ``config_dirs``)."""
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute():
-        tried = [candidate]
-    else:
-        tried = [Path.cwd() / candidate] + [d / candidate for d in config_dirs()]
-    for p in tried:
-        if p.is_file():
-            return p
-    raise QuestionsError(
-        f"questions file {path} not found (looked in {', '.join(str(p) for p in tried)}): "
-        "fix questions.path"
-    )
+    found, tried = find_file(path)
+    if found is None:
+        raise QuestionsError(
+            f"questions file {path} not found (looked in {', '.join(str(p) for p in tried)}): "
+            "fix questions.path"
+        )
+    return found
 
 
 def _item_mapping(item: QuestionItem) -> dict[str, Any]:

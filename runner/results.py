@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from runner.errors import ResultsError
+from runner.judgments import add_judge_columns
 from runner.record import CallError, TokenUsage, TranscriptRecord
 from runner.transcript import TRANSCRIPT_NAME, read_records
 
@@ -61,6 +62,10 @@ def load_results(
       always exist; ``error.type`` is empty where the call succeeded). ``messages`` and
       ``overrides`` stay Python lists. ``created_at`` is a UTC datetime.
     - ``job_dir``: the directory the record's transcript was in.
+    - ``judge.model``, ``judge.score``, ``judge.grade``, ``judge.passed``, ``judge.reasoning``,
+      ``judge.cost_usd``, ``judge.error`` (its type): the judge's latest verdict on the record
+      from ``judgments.jsonl`` beside the transcript (None where it has none); ``score`` takes
+      ``judge.score`` where the record has no score of its own.
     - one column per swept key, i.e. per key set by a Hydra override (``model=echo``,
       ``+foo=1``, ``sampling.temperature=0.7``; ``~key`` deletions and ``hydra`` keys are
       not swept keys), named after the key and typed as Hydra types it (``0.7`` is a
@@ -108,6 +113,7 @@ def load_results(
     for row, (_, job_dir) in zip(rows, loaded, strict=True):
         row["job_dir"] = job_dir
     columns.append("job_dir")
+    columns += add_judge_columns(rows, [job_dir for _, job_dir in loaded])
     swept = _add_swept_columns(rows, [record.get("overrides") for record, _ in loaded], columns)
 
     frame = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.config import APIS, ResponseFormat, config_dirs
+from runner.config import APIS, ResponseFormat, find_file
 from runner.errors import ConfigError
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -49,18 +49,13 @@ def load_schema(
 def resolve_schema_path(path: str) -> Path:
     """A schema file: absolute, or relative to the working directory, then to each config tree
     (the user's first, the packaged one last), as question files are."""
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute():
-        tried = [candidate]
-    else:
-        tried = [Path.cwd() / candidate] + [d / candidate for d in config_dirs()]
-    for p in tried:
-        if p.is_file():
-            return p
-    raise ConfigError(
-        f"response_format.schema_path={path!r} not found (looked in "
-        f"{', '.join(str(p) for p in tried)}): fix response_format.schema_path"
-    )
+    found, tried = find_file(path)
+    if found is None:
+        raise ConfigError(
+            f"response_format.schema_path={path!r} not found (looked in "
+            f"{', '.join(str(p) for p in tried)}): fix response_format.schema_path"
+        )
+    return found
 
 
 def format_spec(

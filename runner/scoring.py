@@ -5,7 +5,9 @@ Text scorers: exact, contains, regex, numeric. ``json``: the answer is JSON (a s
 key/value of the expected JSON if the turn has one. ``tool_call``: one of the turn's tool
 calls has the expected name and (a subset of) the expected arguments, as in
 ``{"name": "get_weather", "arguments": {"city": "Paris"}}``; it scores the calls, not the
-answer, so it scores a turn whose final answer is missing too.
+answer, so it scores a turn whose final answer is missing too. ``judge``: a model grades the
+answer against a rubric after its record is written (``runner.judge``); the record's own
+score stays null.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from runner.config import ScorerSpec
 from runner.schema import conforms
 from runner.tools import ToolCall, ToolResult, parse_arguments
 
-SCORERS = ("exact", "contains", "regex", "numeric", "json", "tool_call")
+SCORERS = ("exact", "contains", "regex", "numeric", "json", "tool_call", "judge")
 _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _FENCE = re.compile(r"\A\s*```[ \t]*(?:json)?[ \t]*\n(.*?)\n?[ \t]*```\s*\Z", re.DOTALL | re.I)
 _CALL_EXAMPLE = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
@@ -80,9 +82,12 @@ def score_answer(
     ``tool_call`` scores ``tool_calls`` (the turn's, every round) whatever the answer, None
     only without an expected call. ``json`` checks the answer against ``schema`` (the run's
     response_format schema) and the expected JSON, either of which may be missing; None only
-    without an answer. The other kinds need both an answer and an expected answer.
+    without an answer. ``judge`` is always None here: the judge model scores it later. The
+    other kinds need both an answer and an expected answer.
     """
     kind = kind or spec.kind
+    if kind == "judge":  # graded later, by the judge model, into judgments.jsonl
+        return None
     if kind == "tool_call":
         return None if expected is None else _score_calls(expected, tool_calls)
     if answer is None:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from runner.config import experiment_overrides
+from runner.judgments import judge_costs, judged_scores
 from runner.transcript import TRANSCRIPT_NAME, read_records
 
 SUMMARY_NAME = "summary.csv"
@@ -45,6 +46,7 @@ class JobSummary:
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     mean_score: float | None = None
+    judge_cost_usd: float | None = None  # what the judge's calls cost (judgments.jsonl)
 
 
 def find_transcripts(path: Path) -> list[Path]:
@@ -100,6 +102,7 @@ def summarize(path: Path) -> list[JobSummary]:
 def _summarize_job(job_dir: Path, records: list[dict[str, Any]]) -> JobSummary:
     row = JobSummary(job_dir=str(job_dir), job=records[0].get("job") if records else None)
     costs, latencies, scores = [], [], []
+    judged = judged_scores(job_dir)  # the judge's score, for records without one of their own
     for r in records:
         row.calls += 1
         row.errors += 1 if r.get("error") else 0
@@ -110,8 +113,12 @@ def _summarize_job(job_dir: Path, records: list[dict[str, Any]]) -> JobSummary:
             costs.append(r["cost_usd"])
         if r.get("latency_s") is not None and not r.get("error") and not r.get("cache_hit"):
             latencies.append(r["latency_s"])
-        if r.get("score") is not None:
-            scores.append(r["score"])
+        score = r.get("score")
+        if score is None:
+            score = judged.get(str(r.get("record_id")))
+        if score is not None:
+            scores.append(score)
+    row.judge_cost_usd = judge_costs(job_dir)
     row.cost_usd = round(sum(costs), 8) if costs else None
     if latencies:
         row.latency_p50_s = round(statistics.median(latencies), 4)
@@ -227,6 +234,7 @@ def format_table(rows: list[JobSummary]) -> str:
         "p50 s",
         "p95 s",
         "score",
+        "judge $",
     ]
     body = [
         [
@@ -240,6 +248,7 @@ def format_table(rows: list[JobSummary]) -> str:
             _cell(r.latency_p50_s, 3),
             _cell(r.latency_p95_s, 3),
             _cell(r.mean_score, 3),
+            _cell(r.judge_cost_usd, 6),
         ]
         for r in rows
     ]

@@ -609,7 +609,7 @@ def test_a_disk_that_fills_up_keeps_what_was_written_and_resume_finishes(cli: Cl
     import resource
     import signal
 
-    limit = 8000  # above .hydra/hydra.yaml (~5 kB), below the 10 records (~13 kB)
+    limit = 8000  # above .hydra/hydra.yaml (~6 kB), below the 10 records (~13 kB)
 
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of dying
