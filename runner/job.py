@@ -29,6 +29,7 @@ from runner.record import (
 )
 from runner.request import Shape
 from runner.scoring import check_scorer, score_answer
+from runner.stats import Answer, final_records, mean_score
 from runner.tokens import TokenCounter, encoding_for, get_counter
 from runner.tools import Toolbox, ToolResult
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter, read_records, repair
@@ -103,11 +104,14 @@ class JobResult:
     errors: int = 0
     skipped: int = 0
     cost_usd: float = 0.0
-    scores: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # the final answers' own scores
+    answers: list[Answer] = field(default_factory=list)  # the final answers, for mean_score
+    failed_score: float | None = 0.0  # the config's: what a failed answer scores
 
     @property
     def mean_score(self) -> float | None:
-        return sum(self.scores) / len(self.scores) if self.scores else None
+        """The summary's mean score: final answers, failed ones scoring ``failed_score``."""
+        return mean_score(self.answers, self.failed_score)
 
 
 def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> JobPlan:
@@ -211,7 +215,7 @@ async def _execute(
 ) -> JobResult:
     path = plan.transcript
     done = _resume(plan, base_url)
-    result = JobResult()
+    result = JobResult(failed_score=plan.run.failed_score)
     with _open_writer(path) as writer:
         runner = _JobRunner(plan, gateway, writer, result, done, base_url, sink)
         # A fixed pool of workers takes conversations in turn: per-call state (prompts, retry
@@ -707,6 +711,9 @@ class _JobRunner:
                 if error.get("type") == "Skipped":
                     self.result.skipped += 1
             self.result.cost_usd += record.get("cost_usd") or 0.0
+        # the records of whole calls: a tool loop's intermediate calls hold no answer
+        for record in final_records(records):
+            self.result.answers.append(Answer.of(record, keep_text=False))
             if record.get("score") is not None:
                 self.result.scores.append(record["score"])
 
