@@ -1,6 +1,9 @@
 """Loading transcripts into one pandas DataFrame: a row per record, a column per swept key.
 
-pandas is imported inside ``load_results`` so that importing this module stays cheap.
+Also what the summary shares with it: the parser of swept values (``parse_override``), the
+split of swept keys into varying and constant ones, and the hook that merges judgments.
+pandas (and Hydra's override parser) are imported where used, so importing this module
+stays cheap.
 """
 
 from __future__ import annotations
@@ -86,14 +89,13 @@ def load_results(
       column is the swept column; otherwise the override goes into ``sweep.<key>``.
     - ``config``: a label of the row's configuration, the values that tell the loaded
       jobs apart as ``key=value`` joined by spaces in swept-key order
-      (``model=gpt-4.1 sampling.temperature=0.7``); a single job is labelled by every
-      value it sets, and a job that sets none of them is ``default``.
+      (``model=gpt-4.1 sampling.temperature=0.7``); when none differ (a single job), every
+      value set; ``default`` for a job that sets none of them.
 
     ``df.attrs["swept_keys"]`` lists the swept keys in the order first seen, and
     ``df.attrs["swept_columns"]`` maps each to its column. ``df.attrs["varying"]`` lists
-    the swept keys whose value differs between rows (the ones ``config`` names when more
-    than one job is loaded), and ``df.attrs["constant"]`` maps each other swept key to the
-    value every row has.
+    the swept keys whose value differs between rows (the ones ``config`` names), and
+    ``df.attrs["constant"]`` maps each other swept key to the value every row has.
 
     Args:
         paths: A run dir, sweep dir, directory of runs or ``transcript.jsonl`` path, or an
@@ -137,8 +139,7 @@ def load_results(
     parsed = [_parse_overrides(record.get("overrides")) for record, _, _ in loaded]
     swept = _add_swept_columns(rows, parsed, columns)
     varying, constant = split_swept(parsed)
-    jobs = {job_dir for _, job_dir, _ in loaded}
-    named = varying if len(jobs) > 1 else list(swept)
+    named = varying or list(swept)  # nothing differs (a single job): name what is set
     for row, values in zip(rows, parsed, strict=True):
         row["config"] = config_label({k: values[k] for k in named if k in values})
     columns.append("config")

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from runner.config import experiment_overrides
+from runner.config import RunConfig, experiment_overrides
 from runner.results import merge_judgments, parse_override, split_swept
 from runner.stats import Answer, final_records, score_answers
 from runner.transcript import TRANSCRIPT_NAME, read_records
@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 SUMMARY_NAME = "summary.csv"
-DEFAULT_FAILED_SCORE = 0.0  # as conf/config.yaml sets it, for a job dir without its config
+# for a job dir without its config (a transcript copied elsewhere, a run from before the key)
+DEFAULT_FAILED_SCORE: float | None = RunConfig.failed_score
 # Errors whose fix is on the user's side of the wire, with that fix.
 _FIXES = {
     "ConnectionError": "check model.base_url and that the server is running",
