@@ -105,6 +105,27 @@ class ChatTurn:
             parts.append(f"{self.dropped_messages} earlier message{plural} trimmed")
         return " · ".join(parts)
 
+    def __repr__(self) -> str:
+        """``<ChatTurn 'What is 12 times 7?' -> '84' · 34+12 tok · $0.000012 · 0.80 s>``:
+        question and answer cut to 40 characters, the error type in place of a failed answer."""
+
+        def clip(text: str, limit: int = 40) -> str:
+            text = " ".join(text.split())
+            return repr(text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
+
+        outcome = self.error.type if self.error is not None else clip(self.answer or "")
+        parts = [f"{clip(self.question)} -> {outcome}"]
+        if self.usage.prompt_tokens is not None or self.usage.completion_tokens is not None:
+            parts.append(
+                f"{_count(self.usage.prompt_tokens)}+{_count(self.usage.completion_tokens)} tok"
+            )
+        if self.cost_usd is not None:
+            parts.append(f"${self.cost_usd:.6f}")
+        if self.latency_s is not None:  # as the footer writes it
+            seconds = self.latency_s
+            parts.append(f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s")
+        return f"<ChatTurn {' · '.join(parts)}>"
+
     def to_dict(self) -> dict[str, Any]:
         """The turn as plain JSON types (as ``ChatSession.save`` writes it)."""
         return dataclasses.asdict(self)

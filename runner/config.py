@@ -265,6 +265,7 @@ class RunConfig:
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     conversation_state: str = "client"
     repeat: int = 1
+    failed_score: float | None = 0.0
     max_history: int | None = None
     token_budget: int | None = None
     concurrency: int = 16
@@ -552,6 +553,12 @@ def _check_ranges(run: RunConfig) -> None:
         ),
         ("sampling.n", s.n, s.n is None or 1 <= s.n <= 128, "a whole number from 1 to 128"),
         ("repeat", run.repeat, run.repeat >= 1, "a whole number of at least 1"),
+        (
+            "failed_score",
+            run.failed_score,
+            run.failed_score is None or 0 <= run.failed_score <= 1,
+            "a number from 0 to 1, or null",
+        ),
         ("concurrency", run.concurrency, run.concurrency >= 1, "a whole number of at least 1"),
         ("timeout_s", run.timeout_s, run.timeout_s > 0, "a positive number of seconds"),
         ("batch_poll_s", run.batch_poll_s, run.batch_poll_s > 0, "a positive number of seconds"),

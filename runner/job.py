@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ from runner.record import (
 )
 from runner.request import Shape
 from runner.scoring import check_scorer, score_answer
+from runner.stats import Answer, final_records, mean_score
 from runner.tokens import TokenCounter, encoding_for, get_counter
 from runner.tools import Toolbox, ToolResult
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter, read_records, repair
@@ -106,11 +108,35 @@ class JobResult:
     errors: int = 0
     skipped: int = 0
     cost_usd: float = 0.0
-    scores: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # the final answers' own scores
+    answers: list[Answer] = field(default_factory=list)  # the final answers, for mean_score
+    failed_score: float | None = 0.0  # the config's: what a failed answer scores
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+    _judged: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def mean_score(self) -> float | None:
-        return sum(self.scores) / len(self.scores) if self.scores else None
+        """The summary's mean score: final answers, failed ones scoring ``failed_score``."""
+        return mean_score(self.answers, self.failed_score)
+
+    def add_answer(self, record: dict[str, Any]) -> None:
+        """A final answer's record (a judge's score for it may have come first)."""
+        answer = Answer.of(record, keep_text=False)
+        rid = str(record.get("record_id"))
+        if answer.score is None and rid in self._judged:
+            answer = dataclasses.replace(answer, score=self._judged[rid])
+        self._index[rid] = len(self.answers)
+        self.answers.append(answer)
+        if record.get("score") is not None:
+            self.scores.append(record["score"])
+
+    def judged(self, record_id: str, score: float) -> None:
+        """A judge scored an answer: the score counts where the answer has none of its own."""
+        self._judged[record_id] = score
+        self.scores.append(score)
+        index = self._index.get(record_id)
+        if index is not None and self.answers[index].score is None:
+            self.answers[index] = dataclasses.replace(self.answers[index], score=score)
 
 
 def plan_job(run: RunConfig, info: JobInfo, check_credentials: bool = True) -> JobPlan:
@@ -219,14 +245,14 @@ async def _execute(
     plan: JobPlan, gateway: Gateway, sink: RecordSink | None, base_url: str | None
 ) -> JobResult:
     done = _resume(plan, base_url)
-    result = JobResult()
+    result = JobResult(failed_score=plan.run.failed_score)
     judge = judge_for_job(
         plan.judge,
         plan.run,
         plan.conversations,
         gateway,
         plan.info.output_dir,
-        result.scores.append,
+        result.judged,
     )
     # the judge's calls still out when the answers are done are waited for (cancelled on error)
     async with judge or contextlib.nullcontext():
@@ -744,8 +770,9 @@ class _JobRunner:
                 if error.get("type") == "Skipped":
                     self.result.skipped += 1
             self.result.cost_usd += record.get("cost_usd") or 0.0
-            if record.get("score") is not None:
-                self.result.scores.append(record["score"])
+        # the records of whole calls: a tool loop's intermediate calls hold no answer
+        for record in final_records(records):
+            self.result.add_answer(record)
 
 
 def _output_items(output: list[dict[str, Any]]) -> list[dict[str, Any]]:

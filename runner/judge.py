@@ -161,7 +161,7 @@ def judge_for_job(
     conversations: list[Conversation],
     gateway: Gateway,
     directory: Path,
-    on_score: Callable[[float], None] | None = None,
+    on_score: Callable[[str, float], None] | None = None,
 ) -> JobJudge | None:
     """The judge of a job's answers as they are written (None when no scorer uses it)."""
     if plan is None:
@@ -380,7 +380,8 @@ class JobJudge:
     ``judged(record)`` says which records the job's scorers send to the judge. Each call runs
     as a task of its own on the job's event loop, so a conversation never waits for a verdict;
     leaving the block waits for the calls still out (or, on an error, cancels them).
-    ``on_score`` gets each score, also those of answers judged before (a resumed job).
+    ``on_score`` gets each answer's record id and score, also those of answers judged before
+    (a resumed job).
     """
 
     def __init__(
@@ -391,7 +392,7 @@ class JobJudge:
         retry: RetryPolicy,
         timeout_s: float,
         judged: Callable[[dict[str, Any]], bool],
-        on_score: Callable[[float], None] | None = None,
+        on_score: Callable[[str, float], None] | None = None,
     ) -> None:
         self.plan, self.gateway, self.retry, self.timeout_s = plan, gateway, retry, timeout_s
         self.judged, self.on_score = judged, on_score
@@ -409,7 +410,7 @@ class JobJudge:
                 continue
             earlier = self.done.get(record["record_id"])
             if earlier is not None:
-                self._score(earlier.get("score"))
+                self._score(record["record_id"], earlier.get("score"))
                 continue
             self.done[record["record_id"]] = {}
             task = asyncio.get_running_loop().create_task(self._judge(record))
@@ -442,11 +443,11 @@ class JobJudge:
         except OSError as exc:
             log.error("cannot write %s (%s): the judgment is lost", self.path, exc)
             return
-        self._score(judgment.score)
+        self._score(record["record_id"], judgment.score)
 
-    def _score(self, score: Any) -> None:
+    def _score(self, record_id: str, score: Any) -> None:
         if self.on_score is not None and isinstance(score, int | float):
-            self.on_score(float(score))
+            self.on_score(record_id, float(score))
 
     async def __aenter__(self) -> JobJudge:
         return self

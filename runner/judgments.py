@@ -94,31 +94,32 @@ def judge_costs(job_dir: str | Path) -> float | None:
     return round(sum(costs), 8) if costs else None
 
 
-# ``load_results`` columns: each record's latest verdict (``None`` where it has none).
-JUDGE_COLUMNS = {
-    "judge.model": "judge_model",
-    "judge.score": "score",
-    "judge.grade": "grade",
-    "judge.passed": "passed",
-    "judge.reasoning": "reasoning",
-    "judge.cost_usd": "cost_usd",
-    "judge.error": "error",
-}
+def merge_judgments(records: list[dict[str, Any]], job_dir: str | Path) -> list[dict[str, Any]]:
+    """Give each judged record its judge's latest verdict (``latest_judgments``), the hook
+    through which model-graded scores reach ``load_results`` and the summary.
 
-
-def add_judge_columns(rows: list[dict[str, Any]], job_dirs: list[str]) -> list[str]:
-    """Put each record's judgment into its row (``rows[i]`` is a record of ``job_dirs[i]``) as
-    the ``JUDGE_COLUMNS``, with ``judge.error`` the error's type; a row whose ``score`` is
-    null takes the judge's. Returns the column names added."""
-    verdicts: dict[str, dict[str, dict[str, Any]]] = {}
-    for row, job_dir in zip(rows, job_dirs, strict=True):
-        if job_dir not in verdicts:
-            verdicts[job_dir] = latest_judgments(job_dir)
-        judgment = verdicts[job_dir].get(str(row.get("record_id"))) or {}
-        for column, key in JUDGE_COLUMNS.items():
-            row[column] = judgment.get(key)
+    A judged record gets ``record["judge"]`` (``judge.*`` columns: model, score, grade,
+    passed, reasoning, cost_usd, error type), and takes the judge's ``score`` when it has
+    none of its own. No ``judgments.jsonl`` in ``job_dir``: nothing changes. Returns
+    ``records``, changed in place.
+    """
+    verdicts = latest_judgments(job_dir)
+    if not verdicts:
+        return records
+    for record in records:
+        judgment = verdicts.get(str(record.get("record_id")))
+        if judgment is None:
+            continue
         error = judgment.get("error")
-        row["judge.error"] = error.get("type") if isinstance(error, dict) else None
-        if row.get("score") is None and judgment.get("score") is not None:
-            row["score"] = judgment["score"]
-    return list(JUDGE_COLUMNS)
+        record["judge"] = {
+            "model": judgment.get("judge_model"),
+            "score": judgment.get("score"),
+            "grade": judgment.get("grade"),
+            "passed": judgment.get("passed"),
+            "reasoning": judgment.get("reasoning"),
+            "cost_usd": judgment.get("cost_usd"),
+            "error": error.get("type") if isinstance(error, dict) else None,
+        }
+        if record.get("score") is None and judgment.get("score") is not None:
+            record["score"] = judgment["score"]
+    return records

@@ -1,29 +1,33 @@
 """Loading transcripts into one pandas DataFrame: a row per record, a column per swept key.
 
-pandas is imported inside ``load_results`` so that importing this module stays cheap.
+Also what the summary shares with it: the parser of swept values (``parse_override``), the
+split of swept keys into varying and constant ones, and the hook that merges judgments.
+pandas (and Hydra's override parser) are imported where used, so importing this module
+stays cheap.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from runner.errors import ResultsError
-from runner.judgments import add_judge_columns
+from runner.judgments import merge_judgments
 from runner.record import CallError, TokenUsage, TranscriptRecord
+from runner.stats import final_records, question_key
 from runner.transcript import TRANSCRIPT_NAME, read_records
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["load_results"]
+
 
 # Nested groups of a record, flattened one level into "<group>.<key>" columns. The known
 # keys always get a column (so ``df["error.type"].isna()`` works on any frame); the open
@@ -33,13 +37,16 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "usage": tuple(f.name for f in dataclasses.fields(TokenUsage)),
     "error": tuple(f.name for f in dataclasses.fields(CallError)),
     "extra": (),
+    "judge": ("model", "score", "grade", "passed", "reasoning", "cost_usd", "error"),
 }
 _FIELDS = tuple(f.name for f in dataclasses.fields(TranscriptRecord))
 _SWEEP_PREFIX = "sweep."
-# YAML 1.1 reads these as booleans, Hydra's override grammar as strings: keep the string.
-_YAML11_BOOL = re.compile(r"(?i)y|n|yes|no|on|off")
-# Floats Hydra accepts that YAML 1.1 reads as strings: 1e-3 (no dot), inf, nan.
-_HYDRA_FLOAT = re.compile(r"(?i)[+-]?(?:(?:\d+\.?\d*|\.\d+)e[+-]?\d+|inf|nan)")
+# Whole numbers that may be missing: nullable integers, so that 3 stays 3 rather than 3.0.
+_INT_COLUMNS = frozenset(
+    {"job", "turn", "step", "sample", "choice", "dropped_messages", "attempts"}
+    | {"estimated_prompt_tokens", "error.status"}
+)
+_INT_GROUPS = ("usage.", "retried_usage.")  # with a name ending in _tokens
 
 
 def load_results(
@@ -60,23 +67,38 @@ def load_results(
       dots: ``params.temperature``, ``usage.prompt_tokens``, ``usage.source``,
       ``error.type``, ``error.message``, ``error.status`` (``usage.*`` and ``error.*``
       always exist; ``error.type`` is empty where the call succeeded). ``messages`` and
-      ``overrides`` stay Python lists. ``created_at`` is a UTC datetime.
+      ``overrides`` stay Python lists. ``created_at`` is a UTC datetime. Whole numbers
+      that may be missing are nullable integers (``Int64``): ``job``, ``turn``, ``step``,
+      ``sample``, ``choice``, ``attempts``, ``dropped_messages``,
+      ``estimated_prompt_tokens``, ``error.status`` and the token counts
+      (``usage.*_tokens``, ``retried_usage.*_tokens``).
     - ``job_dir``: the directory the record's transcript was in.
     - ``judge.model``, ``judge.score``, ``judge.grade``, ``judge.passed``, ``judge.reasoning``,
       ``judge.cost_usd``, ``judge.error`` (its type): the judge's latest verdict on the record
       from ``judgments.jsonl`` beside the transcript (None where it has none); ``score`` takes
       ``judge.score`` where the record has no score of its own.
+    - ``question_key``: ``<conversation_id>#<turn>``, one question across samples,
+      choices and jobs (pivot on it to compare configurations question by question).
+    - ``final``: whether the record holds a turn's answer (False for the intermediate
+      calls of a tool loop, which asked for tools); scores and the summary count these.
     - one column per swept key, i.e. per key set by a Hydra override (``model=echo``,
       ``+foo=1``, ``sampling.temperature=0.7``; ``~key`` deletions and ``hydra`` keys are
-      not swept keys), named after the key and typed as Hydra types it (``0.7`` is a
-      float, ``1`` an int, ``null`` None; anything else stays a string). A row whose job
-      did not override the key holds None. When the key is already a record column
-      (``model``, ``system``) and the record agrees with the override on every row that
-      sets it, the record's column is the swept column; otherwise the override goes into
-      ``sweep.<key>``.
+      not swept keys), named after the key and typed as Hydra's override grammar types it
+      (``0.7`` and ``1e-3`` are floats, ``1`` an int, ``true`` a bool, ``null`` None;
+      anything else, ``yes`` and ``[a,b]`` included, stays a string; see
+      ``parse_override``, which ``summary.csv`` shares). A row whose job did not override
+      the key holds None. When the key is already a record column (``model``, ``system``)
+      and the record agrees with the override on every row that sets it, the record's
+      column is the swept column; otherwise the override goes into ``sweep.<key>``.
+    - ``config``: a label of the row's configuration, the values that tell the loaded
+      jobs apart as ``key=value`` joined by spaces in swept-key order
+      (``model=gpt-4.1 sampling.temperature=0.7``); when none differ (a single job), every
+      value set; ``default`` for a job that sets none of them.
 
     ``df.attrs["swept_keys"]`` lists the swept keys in the order first seen, and
-    ``df.attrs["swept_columns"]`` maps each to its column.
+    ``df.attrs["swept_columns"]`` maps each to its column. ``df.attrs["varying"]`` lists
+    the swept keys whose value differs between rows (the ones ``config`` names), and
+    ``df.attrs["constant"]`` maps each other swept key to the value every row has.
 
     Args:
         paths: A run dir, sweep dir, directory of runs or ``transcript.jsonl`` path, or an
@@ -104,24 +126,41 @@ def load_results(
     """
     pd = _pandas()
 
-    loaded: list[tuple[dict[str, Any], str]] = []
+    loaded: list[tuple[dict[str, Any], str, bool]] = []
     for transcript in _find_transcripts(paths):
         job_dir = str(transcript.parent)
-        loaded.extend((record, job_dir) for record in _read(transcript))
+        records = merge_judgments(_read(transcript), transcript.parent)
+        answers = {id(record) for record in final_records(records)}
+        loaded.extend((record, job_dir, id(record) in answers) for record in records)
 
-    rows, columns = _flatten([record for record, _ in loaded])
-    for row, (_, job_dir) in zip(rows, loaded, strict=True):
+    rows, columns = _flatten([record for record, _, _ in loaded])
+    for row, (record, job_dir, final) in zip(rows, loaded, strict=True):
         row["job_dir"] = job_dir
-    columns.append("job_dir")
-    columns += add_judge_columns(rows, [job_dir for _, job_dir in loaded])
-    swept = _add_swept_columns(rows, [record.get("overrides") for record, _ in loaded], columns)
+        row["question_key"] = question_key(record)
+        row["final"] = final
+    columns += ["job_dir", "question_key", "final"]
+    parsed = [_parse_overrides(record.get("overrides")) for record, _, _ in loaded]
+    swept = _add_swept_columns(rows, parsed, columns)
+    varying, constant = split_swept(parsed)
+    named = varying or list(swept)  # nothing differs (a single job): name what is set
+    for row, values in zip(rows, parsed, strict=True):
+        row["config"] = config_label({k: values[k] for k in named if k in values})
+    columns.append("config")
 
     frame = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
     frame["created_at"] = pd.to_datetime(
         frame["created_at"], utc=True, format="ISO8601", errors="coerce"
     )
+    for column in frame.columns:
+        if column in _INT_COLUMNS or (
+            column.startswith(_INT_GROUPS) and column.endswith("_tokens")
+        ):
+            frame[column] = _nullable_int(frame[column])
+    frame["final"] = frame["final"].astype(bool)
     frame.attrs["swept_keys"] = list(swept)
     frame.attrs["swept_columns"] = swept
+    frame.attrs["varying"] = varying
+    frame.attrs["constant"] = constant
     return frame
 
 
@@ -221,10 +260,9 @@ def _flatten(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[
 
 
 def _add_swept_columns(
-    rows: list[dict[str, Any]], overrides: list[Any], columns: list[str]
+    rows: list[dict[str, Any]], parsed: list[dict[str, Any]], columns: list[str]
 ) -> dict[str, str]:
     """Add a column per key set by an override to ``rows`` and ``columns``; key -> column."""
-    parsed = [_parse_overrides(item) for item in overrides]
     keys = dict.fromkeys(key for values in parsed for key in values)
     swept: dict[str, str] = {}
     for key in keys:
@@ -246,30 +284,87 @@ def _parse_overrides(overrides: Any) -> dict[str, Any]:
     """The keys set by a job's Hydra override strings, with their typed values."""
     if not isinstance(overrides, list):
         return {}
-    values: dict[str, Any] = {}
-    for text in overrides:
-        if not isinstance(text, str) or text.lstrip().startswith("~"):
-            continue
-        key, sep, raw = text.strip().lstrip("+").partition("=")
-        key = key.strip()
-        if not sep or not key or key == "hydra" or key.startswith(("hydra.", "hydra/")):
-            continue
-        values[key] = _parse_value(raw.strip())
-    return values
+    return _parse_override_list(tuple(o for o in overrides if isinstance(o, str)))
 
 
-def _parse_value(raw: str) -> Any:
-    """An override value typed as Hydra types it: int, float, bool, None, else the string."""
-    if not raw or _YAML11_BOOL.fullmatch(raw):  # "key=" sets the empty string
-        return raw
-    if _HYDRA_FLOAT.fullmatch(raw):
-        return float(raw)
+@functools.lru_cache(maxsize=1024)
+def _parse_override_list(overrides: tuple[str, ...]) -> dict[str, Any]:
+    # a sweep's records repeat a handful of override lists: parse each once
+    return dict(p for p in map(parse_override, overrides) if p is not None)
+
+
+def parse_override(text: str) -> tuple[str, Any] | None:
+    """``key=value`` as (key, typed value); None for ``~key`` deletions, Hydra's own keys
+    (``hydra.*``, ``hydra/*``) and text that sets nothing. The one parser of override
+    values, used by ``load_results``, ``summary.csv`` and the report; see ``parse_value``."""
+    text = text.strip()
+    if text.startswith("~") or "=" not in text:
+        return None
+    key, _, raw = text.lstrip("+").partition("=")
+    key = key.strip()
+    if not key or key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        return None
+    return key, parse_value(raw.strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_value(raw: str) -> Any:
+    """An override value typed as Hydra's override grammar types it: ``0.7``, ``1e-3``,
+    ``inf`` floats, ``1`` an int, ``true`` a bool, ``null`` None, ``key=`` the empty string;
+    anything else (``yes``, ``gpt-4.1``, ``2026-11-20``) the string. Lists, dicts and sweep
+    expressions stay as written: a swept value must be a hashable label."""
+    from hydra.errors import HydraException
+
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
+        value = _override_parser().parse_override(f"key={raw}").value()
+    except HydraException:  # not in Hydra's grammar: Hydra would have refused the override
         return raw
-    # Lists, dicts and dates stay as written: a swept value must be a hashable label.
     return value if value is None or isinstance(value, bool | int | float | str) else raw
+
+
+@functools.cache
+def _override_parser() -> Any:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def format_value(value: Any) -> str:
+    """A typed override value as Hydra would read it back: ``null``, ``true``, ``0.7``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def config_label(values: dict[str, Any]) -> str:
+    """``key=value`` pairs joined by spaces (``model=gpt-4.1 sampling.temperature=0.7``);
+    ``default`` when there are none."""
+    return " ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "default"
+
+
+def split_swept(jobs: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """The swept keys whose value differs between jobs (a key some job does not set
+    differs), in the order first seen, and the others with the value every job gives them."""
+    keys = dict.fromkeys(key for values in jobs for key in values)
+    varying: list[str] = []
+    constant: dict[str, Any] = {}
+    for key in keys:
+        seen = {repr(values[key]) if key in values else "<unset>" for values in jobs}
+        if len(seen) > 1:
+            varying.append(key)
+        else:
+            constant[key] = jobs[0][key]
+    return varying, constant
+
+
+def _nullable_int(column: pd.Series) -> pd.Series:
+    """``column`` as nullable integers, or as it is when it holds anything else."""
+    try:
+        return column.astype("Int64")
+    except (TypeError, ValueError):  # a malformed record: keep what it holds
+        return column
 
 
 def _same(swept: Any, recorded: Any) -> bool:

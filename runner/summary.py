@@ -1,7 +1,9 @@
 """The per-job summary of a run or sweep: printed at the end and written as ``summary.csv``.
 
 Built from the transcripts on disk, not from memory, so it is right whichever launcher ran
-the jobs and in whichever processes. No pandas: the CLI stays quick to start.
+the jobs and in whichever processes. No pandas: the CLI stays quick to start. Scores are
+counted as ``runner.stats`` says (final answers only; failed ones score ``failed_score``),
+the same figure a job returns to Hydra.
 """
 
 from __future__ import annotations
@@ -16,11 +18,29 @@ from typing import Any
 
 import yaml
 
-from runner.config import experiment_overrides
-from runner.judgments import judge_costs, judged_scores
+from runner.config import RunConfig, experiment_overrides
+from runner.judgments import judge_costs, merge_judgments
+from runner.results import parse_override, split_swept
+from runner.stats import Answer, final_records, score_answers
 from runner.transcript import TRANSCRIPT_NAME, read_records
 
+__all__ = [
+    "JobSummary",
+    "Outcome",
+    "describe_failures",
+    "find_transcripts",
+    "format_table",
+    "job_failed_score",
+    "job_overrides",
+    "outcome",
+    "parse_override",
+    "summarize",
+    "write_summary",
+]
+
 SUMMARY_NAME = "summary.csv"
+# for a job dir without its config (a transcript copied elsewhere, a run from before the key)
+DEFAULT_FAILED_SCORE: float | None = RunConfig.failed_score
 # Errors whose fix is on the user's side of the wire, with that fix.
 _FIXES = {
     "ConnectionError": "check model.base_url and that the server is running",
@@ -29,11 +49,12 @@ _FIXES = {
     "PermissionDeniedError": "check that the API key may use this model",
     "NotFoundError": "check model.name and model.base_url",
 }
+_FAILED_SCORE_LINE = re.compile(r"^failed_score:(.*)$", re.MULTILINE)
 
 
 @dataclass
 class JobSummary:
-    """Totals of one job's transcript."""
+    """Totals of one job's transcript, and its score figures (see ``runner.stats``)."""
 
     job_dir: str
     job: int | None
@@ -47,6 +68,16 @@ class JobSummary:
     latency_p95_s: float | None = None
     mean_score: float | None = None
     judge_cost_usd: float | None = None  # what the judge's calls cost (judgments.jsonl)
+    ci95_low: float | None = None  # 95% confidence interval of mean_score
+    ci95_high: float | None = None
+    ci_method: str | None = None  # wilson (every score 0 or 1) or bootstrap (graded scores)
+    scored: int = 0  # answers with a score of their own
+    failed: int = 0  # failed answers counted in mean_score as failed_score
+    failed_score: float | None = DEFAULT_FAILED_SCORE
+    k: int | None = None  # answers per question: repeat x sampling.n
+    pass_at_1: float | None = None
+    pass_at_k: float | None = None
+    agreement: float | None = None  # blank when no question has two answers
 
 
 def find_transcripts(path: Path) -> list[Path]:
@@ -70,39 +101,52 @@ def job_overrides(job_dir: Path, first_record: dict[str, Any] | None) -> list[st
     return list(first_record.get("overrides") or []) if first_record else []
 
 
-def parse_override(text: str) -> tuple[str, Any] | None:
-    """``key=value`` as (key, typed value); None for deletions and Hydra's own keys."""
-    if text.startswith("~") or "=" not in text:
-        return None
-    key, _, value = text.lstrip("+").partition("=")
-    if key.startswith("hydra.") or key.startswith("hydra/"):
-        return None
+def job_failed_score(job_dir: Path, default: float | None = DEFAULT_FAILED_SCORE) -> float | None:
+    """The job's ``failed_score``, from the config Hydra saved in ``.hydra/config.yaml``;
+    ``default`` when the job dir has none (a transcript copied elsewhere, an older run)."""
+    saved = job_dir / ".hydra" / "config.yaml"
     try:
-        return key, yaml.safe_load(value) if value else ""
-    except yaml.YAMLError:
-        return key, value
+        text = saved.read_text(encoding="utf-8")
+    except OSError:
+        return default
+    # a top-level key sits at the start of a line: no need to parse the whole config
+    found = _FAILED_SCORE_LINE.search(text)
+    if found is None:
+        return default
+    return _as_failed_score(yaml.safe_load(found.group(1)))
 
 
-def summarize(path: Path) -> list[JobSummary]:
-    """One summary per transcript under ``path``; ``swept`` holds the keys that differ."""
+def _as_failed_score(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def summarize(path: Path, failed_score: float | None = DEFAULT_FAILED_SCORE) -> list[JobSummary]:
+    """One summary per transcript under ``path``; ``swept`` holds the keys that differ (every
+    key a single job sets). Each job's failed answers score its own ``failed_score``: from
+    its ``.hydra/config.yaml``, else from its overrides, else the ``failed_score`` given."""
     rows: list[JobSummary] = []
     overrides: list[dict[str, Any]] = []
     for transcript in find_transcripts(path):
-        records = list(read_records(transcript))
+        records = merge_judgments(list(read_records(transcript)), transcript.parent)
         first = records[0] if records else None
         pairs = [parse_override(o) for o in job_overrides(transcript.parent, first)]
         overrides.append(dict(p for p in pairs if p is not None))
-        rows.append(_summarize_job(transcript.parent, records))
-    varying = _varying_keys(overrides)
+        # a job run from Python has no .hydra/: an override in its records still says
+        given = _as_failed_score(overrides[-1].get("failed_score", failed_score))
+        rule = job_failed_score(transcript.parent, given)
+        rows.append(_summarize_job(transcript.parent, records, rule))
+    varying, constant = split_swept(overrides)
+    shown = varying if len(overrides) > 1 else [*varying, *constant]
     for row, job_overrides_ in zip(rows, overrides, strict=True):
-        row.swept = {k: job_overrides_.get(k) for k in varying}
+        row.swept = {k: job_overrides_.get(k) for k in shown}
     return rows
 
 
-def _summarize_job(job_dir: Path, records: list[dict[str, Any]]) -> JobSummary:
+def _summarize_job(
+    job_dir: Path, records: list[dict[str, Any]], failed_score: float | None
+) -> JobSummary:
     row = JobSummary(job_dir=str(job_dir), job=records[0].get("job") if records else None)
-    costs, latencies, scores = [], [], []
-    judged = judged_scores(job_dir)  # the judge's score, for records without one of their own
+    costs, latencies = [], []
     for r in records:
         row.calls += 1
         row.errors += 1 if r.get("error") else 0
@@ -113,33 +157,34 @@ def _summarize_job(job_dir: Path, records: list[dict[str, Any]]) -> JobSummary:
             costs.append(r["cost_usd"])
         if r.get("latency_s") is not None and not r.get("error") and not r.get("cache_hit"):
             latencies.append(r["latency_s"])
-        score = r.get("score")
-        if score is None:
-            score = judged.get(str(r.get("record_id")))
-        if score is not None:
-            scores.append(score)
     row.judge_cost_usd = judge_costs(job_dir)
     row.cost_usd = round(sum(costs), 8) if costs else None
     if latencies:
         row.latency_p50_s = round(statistics.median(latencies), 4)
         row.latency_p95_s = round(_percentile(latencies, 95), 4)
-    row.mean_score = round(statistics.fmean(scores), 4) if scores else None
+    scores = score_answers([Answer.of(r) for r in final_records(records)], failed_score)
+    row.failed_score = failed_score
+    row.scored, row.failed, row.k, row.ci_method = (
+        scores.scored,
+        scores.failed,
+        scores.k,
+        scores.ci_method,
+    )
+    row.mean_score = _round(scores.mean)
+    row.ci95_low, row.ci95_high = _round(scores.ci_low), _round(scores.ci_high)
+    row.pass_at_1, row.pass_at_k = _round(scores.pass_at_1), _round(scores.pass_at_k)
+    row.agreement = _round(scores.agreement)
     return row
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _percentile(values: list[float], pct: int) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
-
-
-def _varying_keys(overrides: list[dict[str, Any]]) -> list[str]:
-    keys: list[str] = []
-    for job in overrides:
-        keys += [k for k in job if k not in keys]
-    if len(overrides) <= 1:
-        return keys
-    return [k for k in keys if len({repr(job.get(k)) for job in overrides}) > 1]
 
 
 @dataclass
@@ -219,10 +264,13 @@ def write_summary(path: Path, rows: list[JobSummary]) -> Path:
 
 
 def format_table(rows: list[JobSummary]) -> str:
-    """A plain-text table of the summary, for the terminal."""
+    """A plain-text table of the summary, for the terminal, with a footer saying how scores
+    were counted."""
     if not rows:
         return "no transcripts"
     swept = list(rows[0].swept)
+    ks = sorted({r.k for r in rows if r.k is not None and r.mean_score is not None})
+    repeated = any(k > 1 for k in ks)
     headers = [
         "job",
         *swept,
@@ -234,10 +282,18 @@ def format_table(rows: list[JobSummary]) -> str:
         "p50 s",
         "p95 s",
         "score",
-        "judge $",
+        "95% CI",
+        "scored",
+        "failed",
     ]
-    body = [
-        [
+    judged = any(r.judge_cost_usd is not None for r in rows)
+    if judged:
+        headers.append("judge $")
+    if repeated:
+        headers += [*(["k"] if len(ks) > 1 else []), "pass@1", _pass_at_k_header(ks), "agree"]
+    body = []
+    for r in rows:
+        line = [
             _cell(r.job),
             *[_cell(r.swept[k]) for k in swept],
             _cell(r.calls),
@@ -248,10 +304,20 @@ def format_table(rows: list[JobSummary]) -> str:
             _cell(r.latency_p50_s, 3),
             _cell(r.latency_p95_s, 3),
             _cell(r.mean_score, 3),
-            _cell(r.judge_cost_usd, 6),
+            _interval(r.ci95_low, r.ci95_high),
+            _cell(r.scored),
+            _cell(r.failed),
         ]
-        for r in rows
-    ]
+        if judged:
+            line.append(_cell(r.judge_cost_usd, 6))
+        if repeated:
+            line += [
+                *([_cell(r.k)] if len(ks) > 1 else []),
+                _cell(r.pass_at_1, 3),
+                _cell(r.pass_at_k, 3),
+                _cell(r.agreement, 3),
+            ]
+        body.append(line)
     widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines += [
@@ -261,7 +327,35 @@ def format_table(rows: list[JobSummary]) -> str:
         )
         for line in body
     ]
+    if any(r.mean_score is not None for r in rows):
+        lines.append(
+            f"score: mean of the final answers; {_failed_rule(rows)}; 95% CI: Wilson for "
+            "pass/fail scores, bootstrap for graded ones"
+        )
+    if repeated:
+        lines.append(
+            f"{_pass_at_k_header(ks)}: k = answers per question (repeat x sampling.n); agree: "
+            "share of a question's answers equal to its most common one"
+        )
     return "\n".join(lines)
+
+
+def _failed_rule(rows: list[JobSummary]) -> str:
+    rules = {r.failed_score for r in rows if r.mean_score is not None}
+    if len(rules) > 1:
+        return "failed calls score each job's failed_score"
+    (rule,) = rules
+    if rule is None:
+        return "failed calls are left out (failed_score=null)"
+    return f"failed calls score {rule!r} (failed_score)"
+
+
+def _pass_at_k_header(ks: list[int]) -> str:
+    return f"pass@{ks[0]}" if len(ks) == 1 else "pass@k"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{low:.3f}-{high:.3f}"
 
 
 def _cell(value: Any, digits: int | None = None) -> str:

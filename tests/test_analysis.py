@@ -4,9 +4,11 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import REPO, Cli, cli_env, fake_model
+import yaml
+from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model
 
 from runner.summary import format_table, summarize
 
@@ -55,9 +57,76 @@ def test_a_sweep_ends_with_a_summary_table_and_csv(cli: Cli) -> None:
         assert float(row["latency_p50_s"]) <= float(row["latency_p95_s"])
         assert float(row["mean_score"]) == pytest.approx(0.125)
         assert row["cost_usd"] == "0.0"
+        # 1 of 8 answers right: Wilson's 95% interval; one answer a question
+        scores = ("ci95_low", "ci95_high", "ci_method", "scored", "failed", "k")
+        assert [row[k] for k in scores] == ["0.0224", "0.4709", "wilson", "8", "0", "1"]
+        assert row["pass_at_1"] == row["pass_at_k"] == "0.125"
+        assert row["agreement"] == ""
     printed = done.stdout.splitlines()
     header = next(i for i, line in enumerate(printed) if line.startswith("job "))
     assert "p50 s" in printed[header] and len(printed[header + 1 : header + 5]) == 4
+    assert printed[header].split()[-5:] == ["score", "95%", "CI", "scored", "failed"]
+    assert printed[header + 5].startswith(
+        "score: mean of the final answers; failed calls score 0.0"
+    )
+
+
+def test_failed_calls_score_zero_in_the_summary_and_for_hydra(
+    cli: Cli, fake_server, tmp_path: Path
+) -> None:
+    """Turn 1 passes, turn 2 fails (HTTP 500, no retry), turn 3 is skipped after it: the
+    summary and the value the job returns to Hydra both count 1 of 3."""
+    questions = tmp_path / "chat.jsonl"
+    turns = [{"question": q, "expected": "fake answer"} for q in ("One?", "Two?", "Three?")]
+    questions.write_text(json.dumps({"id": "chat", "turns": turns}) + "\n", encoding="utf-8")
+    fake_server.enqueue("ok", "500")
+    done = cli(
+        "-m",
+        *fake_model(fake_server),
+        "questions=trivia_file",
+        f"questions.path={questions}",
+        "retry.max_attempts=1",
+        "+hydra.callbacks.probe._target_=sweep_probe.Probe",
+        env=env() | {"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == 0, done.stderr
+    with (cli.sweep_dir / "summary.csv").open() as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["mean_score"], row["scored"], row["failed"]) == ("0.3333", "1", "2")
+    probe = json.loads((cli.sweep_dir / "0" / "probe.json").read_text())
+    assert probe["return_value"] == pytest.approx(1 / 3)
+    assert "failed calls score 0.0 (failed_score)" in done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_an_optuna_sweep_maximises_the_mean_score(cli: Cli) -> None:
+    """hydra-optuna-sweeper reads each job's mean score: the value the summary shows."""
+    done = cli(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.sampler.seed=7",
+        "sampling.temperature=interval(0,1)",
+        # echo cuts its answers at max_tokens: 2 tokens never hold the number asked for
+        "sampling.max_tokens=choice(2,50)",
+        "questions=math_chat",
+        "+hydra.callbacks.probe._target_=sweep_probe.Probe",
+        env=env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    with (cli.sweep_dir / "summary.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 4
+    means = [float(row["mean_score"]) for row in table]
+    assert sorted(set(means)) == [0.0, 0.125]
+    for row, mean in zip(table, means, strict=True):
+        probe = json.loads((cli.sweep_dir / row["job"] / "probe.json").read_text())
+        assert probe["return_value"] == pytest.approx(mean, abs=1e-4)
+    best = yaml.safe_load((cli.sweep_dir / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(means)
+    assert best["best_params"]["sampling.max_tokens"] == 50
 
 
 def test_a_single_run_gets_a_summary_too(cli: Cli) -> None:

@@ -149,6 +149,6 @@ def test_example_notebook_runs_in_a_kernel(kernel: Any) -> None:
         assert not of_type(ran[cell_id], "execute_result")
 
     assert result(ran["chat-turn"], "text/plain").startswith(
-        "ChatTurn(question='Now add 16 to that.', answer='Now add 16 to that.'"
+        "<ChatTurn 'Now add 16 to that.' -> 'Now add 16 to that.' · "
     )
     assert "7 messages in the conversation" in stdout(ran["chat-save"])

@@ -120,6 +120,7 @@ def test_the_echo_model_speaks_both_apis_offline(job: Job) -> None:
     chat = job("questions=capitals", remote=False)
     job.dir = job.dir.parent / "responses"
     responses = job("questions=capitals", RESPONSES, remote=False)
+
     def answers(rows: list[dict]) -> dict[str, str]:
         return {r["conversation_id"]: r["answer"] for r in rows}
 

@@ -426,3 +426,89 @@ def test_importing_results_does_not_import_pandas() -> None:
     code = "import sys, runner.results; sys.exit('pandas' in sys.modules)"
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo, check=False).returncode == 0
+
+
+def test_whole_numbers_are_nullable_integers(tmp_path: Path) -> None:
+    error = CallError(type="RateLimitError", message="429 Too Many Requests", status=429)
+    retried = make_record(job=None, overrides=[], item=0)
+    retried["retried_usage"] = {"prompt_tokens": 31, "completion_tokens": 5, "source": "estimate"}
+    write_transcript(tmp_path, [retried, make_record(job=None, overrides=[], item=1, error=error)])
+    df = load_results(tmp_path)
+    for column in (
+        "job",
+        "turn",
+        "step",
+        "sample",
+        "choice",
+        "attempts",
+        "dropped_messages",
+        "estimated_prompt_tokens",
+        "error.status",
+        *[c for c in USAGE_FIELDS if c.endswith("_tokens")],
+        "retried_usage.prompt_tokens",
+        "retried_usage.completion_tokens",
+    ):
+        assert df[column].dtype == "Int64", column
+    # a missing count stays missing instead of turning the column into floats
+    assert df["usage.completion_tokens"].tolist() == [2, pd.NA]
+    assert df["error.status"].tolist() == [pd.NA, 429]
+    assert df["retried_usage.completion_tokens"].tolist() == [5, pd.NA]
+    assert df["job"].isna().all()
+
+
+def test_question_key_and_final(tmp_path: Path) -> None:
+    step = make_record(job=0, overrides=[], item=0)
+    step.update(record_id="step0", answer="", score=None, tool_calls=[{"id": "call_1"}])
+    answer = make_record(job=0, overrides=[], item=0)
+    answer.update(step=1)
+    write_transcript(tmp_path, [step, answer, make_record(job=0, overrides=[], item=1)])
+    df = load_results(tmp_path)
+    assert df["question_key"].tolist() == ["france#1", "france#1", "japan#1"]
+    assert df["final"].tolist() == [False, True, True]
+    assert df["final"].dtype == bool
+
+
+def test_config_labels_and_varying_keys(sweep_dir: Path) -> None:
+    df = load_results(sweep_dir)
+    assert df["config"].tolist()[::2] == [
+        "system=concise sampling.temperature=0",
+        "system=concise sampling.temperature=0.7",
+        "system=helpful sampling.temperature=0",
+        "system=helpful sampling.temperature=0.7",
+    ]
+    assert df.attrs["varying"] == ["system", "sampling.temperature"]
+    assert df.attrs["constant"] == {"model": "echo"}
+    # a pivot by question across configurations
+    table = df.pivot_table(index="question_key", columns="config", values="score")
+    assert table.shape == (2, 4)
+
+
+def test_config_label_of_a_single_job_names_what_it_sets(run_dir: Path) -> None:
+    df = load_results(run_dir)
+    assert set(df["config"]) == {"system=concise"}
+    assert df.attrs["varying"] == []
+    assert df.attrs["constant"] == {"system": "concise"}
+
+
+def test_config_label_default(tmp_path: Path) -> None:
+    write_run(tmp_path / "0", ["system=concise"], job=0, system="concise")
+    write_run(tmp_path / "1", ["system=concise", "sampling.seed=7"], job=1, system="concise")
+    write_run(tmp_path / "2", [], job=2)
+    df = load_results(tmp_path)
+    assert df["config"].tolist()[::2] == [
+        "system=concise",
+        "system=concise sampling.seed=7",
+        "default",
+    ]
+    assert df.attrs["varying"] == ["system", "sampling.seed"]
+    assert df.attrs["constant"] == {}
+    single = load_results(tmp_path / "2")
+    assert set(single["config"]) == {"default"}
+
+
+def test_config_label_of_jobs_alike_names_what_they_set(tmp_path: Path) -> None:
+    write_run(tmp_path / "0", ["system=concise"], job=0, system="concise")
+    write_run(tmp_path / "1", ["system=concise"], job=1, system="concise")
+    df = load_results(tmp_path)
+    assert set(df["config"]) == {"system=concise"}
+    assert df.attrs["varying"] == []
