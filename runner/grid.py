@@ -37,11 +37,25 @@ _Calls = dict[tuple[int, int], dict[int, list[dict[str, Any]]]]
 
 @dataclass
 class _Text:
-    """Text as the page shows it: whole when short; else its first lines, the rest on click."""
+    """Text as the page shows it: whole when short; else its first lines, the rest on click.
+
+    Jinja puts it in the page through ``__html__`` (a macro per text costs seconds in a big
+    sweep); ``cls`` is the class of the element that holds the whole text.
+    """
 
     full: Markup
+    cls: str
     preview: str | None = None
     size: str = ""
+
+    def __html__(self) -> Markup:
+        whole = Markup('<div class="{}">{}</div>').format(self.cls, self.full)
+        if self.preview is None:
+            return whole
+        return Markup(
+            '<details class="long"><summary><span class="preview">{}</span>'
+            '<span class="more">show all · {}</span></summary>{}</details>'
+        ).format(self.preview, self.size, whole)
 
 
 @dataclass
@@ -210,7 +224,7 @@ def _new_row(record: dict[str, Any], key: _RowKey, width: int) -> Row:
         question_set=key[0],
         conversation_id=key[1],
         turn=key[2],
-        question=_plain(str(record.get("question") or "")),
+        question=_plain(str(record.get("question") or ""), "q"),
         expected=None if expected is None else str(expected),
         cells=[None] * width,
     )
@@ -288,7 +302,7 @@ def _answer(steps: dict[int, list[dict[str, Any]]], label: str) -> _Answer:
     return _Answer(
         label=label,
         text=None if answer is None else _rendered(str(answer)),
-        refusal=_plain(str(refusal)) if refusal else None,
+        refusal=_plain(str(refusal), "answer") if refusal else None,
         error=error_type,
         error_detail=error_detail,
         score=score,
@@ -343,7 +357,7 @@ def _tool_uses(records: list[dict[str, Any]]) -> list[_ToolUse]:
         calls = _dicts(record.get("tool_calls"))
         said = record.get("answer")
         if calls and isinstance(said, str) and said.strip():
-            uses.append(_ToolUse(said=_plain(said)))
+            uses.append(_ToolUse(said=_plain(said, "said-text")))
         for call in calls:
             ident = str(call.get("id"))
             seen.add(ident)
@@ -358,7 +372,7 @@ def _tool_use(call: dict[str, Any], result: dict[str, Any] | None) -> _ToolUse:
     error = None if result is None else result.get("error")
     return _ToolUse(
         call=_call_text(call),
-        output=None if output is None else _plain(str(output)),
+        output=None if output is None else _plain(str(output), "tool-out"),
         error=None if not error else str(error),
     )
 
@@ -388,7 +402,7 @@ def _history(messages: Any) -> list[_Message]:
         calls = [_call_text(c.get("function")) for c in _dicts(message.get("tool_calls"))]
         if message.get("type") == "function_call":
             calls.append(_call_text(message))
-        shown.append(_Message(role, None if text is None else _plain(text), calls))
+        shown.append(_Message(role, None if text is None else _plain(text, "msg"), calls))
     return shown
 
 
@@ -423,21 +437,21 @@ def _markdown() -> MarkdownIt:
 
 def _rendered(text: str) -> _Text:
     """An answer: Markdown rendered, collapsed to its first lines when long."""
-    return _collapsed(text, _render_answer(text))
+    return _collapsed(text, _render_answer(text), "answer")
 
 
-def _plain(text: str) -> _Text:
+def _plain(text: str, cls: str) -> _Text:
     """Text shown as it is (escaped, line breaks kept), collapsed when long."""
-    return _collapsed(text, escape(text))
+    return _collapsed(text, escape(text), cls)
 
 
-def _collapsed(text: str, full: Markup) -> _Text:
+def _collapsed(text: str, full: Markup, cls: str) -> _Text:
     lines = text.strip().splitlines()
     if len(lines) <= _LONG_LINES and len(text) <= _LONG_CHARS:
-        return _Text(full)
+        return _Text(full, cls)
     preview = _clip("\n".join(lines[:_PREVIEW_LINES]), _PREVIEW_CHARS)
     size = f"{len(lines):,} lines" if len(lines) > 1 else f"{len(text):,} characters"
-    return _Text(full, preview, size)
+    return _Text(full, cls, preview, size)
 
 
 def _render_answer(text: str) -> Markup:

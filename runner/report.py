@@ -309,12 +309,14 @@ def _totals(columns: list[_Column]) -> list[_Head]:
             _score_stat(s),
         ]
     answers = {c.answers for c in columns}
-    k = f"pass@{answers.pop()}" if len(answers) == 1 else "pass@k"
+    k = f"pass@{min(answers)}" if len(answers) == 1 else "pass@k"
     optional = [
         ("pass_at_1", "pass@1", "chance that one answer is right"),
         ("pass_at_k", k, "chance that at least one of the k answers is right"),
         ("agreement", "agreement", "how often the answers to one question agree"),
     ]
+    if answers == {1}:  # one answer per question: pass@k is pass@1
+        del optional[1]
     for name, head, title in optional:
         values = [as_float(getattr(s, name, None)) for s in summaries]
         if any(v is not None for v in values):
@@ -336,7 +338,8 @@ def _totals(columns: list[_Column]) -> list[_Head]:
     if any(v is not None for v in judge):
         heads.append(_Head("judge cost", "cost in USD of the calls that scored the answers"))
         for column, value in zip(columns, judge, strict=True):
-            column.stats.append(_Stat(cost_text(value), _sort(value)))
+            text = "–" if value is None else cost_text(value)  # no judge, or no price
+            column.stats.append(_Stat(text, _sort(value)))
     heads += [
         _Head("latency p50", "median latency of a call (cache hits left out)"),
         _Head("p95", "95th percentile latency of a call"),

@@ -1026,6 +1026,34 @@ def test_without_those_fields_the_columns_are_left_out(sweep: Path) -> None:
     assert not [h for h in heads if h.startswith(("pass@", "agreement", "judge"))]
 
 
+def test_one_answer_per_question_has_no_pass_at_k_column(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_statistics(
+        monkeypatch,
+        pass_at_1=[1.0, 0.5, 0.5, 0.667],
+        pass_at_k=[1.0, 0.5, 0.5, 0.667],
+        agreement=[1.0, 0.25, None, 0.5],
+        judge_cost_usd=[0.001, None, 0.002, 0.0],
+    )
+    heads, rows, _ = totals(parse(write_report(sweep)))
+    assert [h for h in heads if h.startswith(("pass@", "agreement", "judge"))] == [
+        "pass@1",
+        "agreement",
+        "judge cost",
+    ]
+    assert [r[heads.index("agreement")] for r in rows] == ["1", "0.25", "–", "0.5"]
+    assert [r[heads.index("judge cost")] for r in rows] == ["$0.001", "–", "$0.002", "$0"]
+
+
+def test_a_refusal_is_shown_as_one(tmp_path: Path) -> None:
+    record = make_record(answer=None, refusal="I can't help with that.", score=None)
+    write_job(tmp_path / "run", [record], [])
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "run")))[1][0])
+    assert cell.find("div", "refusal").text() == "refusal"
+    assert cell.find("div", "answer").text() == "I can't help with that."
+
+
 # --- the page in a browser -------------------------------------------------------------------
 
 
@@ -1221,7 +1249,11 @@ def test_browser_twelve_jobs_first_screen(tmp_path: Path, browser: Any, open_rep
     assert totals_rows.count() == 12
     assert page.locator("#totals tbody tr.best").count() == 1
     assert page.locator("#totals tbody tr.best td").nth(1).inner_text() == "#9 ★ best"
-    assert all(totals_rows.nth(i).is_visible() for i in range(12))
+    for i in range(12):  # all on the first screen, none scrolled away inside the table
+        box = totals_rows.nth(i).bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900
+    wrap = "document.querySelector('.totals-wrap')"
+    assert page.evaluate(f"() => {wrap}.scrollHeight <= {wrap}.clientHeight")
     # the plots are on the first screen, the best point marked
     for chart in ("cost", "latency"):
         box = page.locator(f"#chart-{chart} svg").bounding_box()
