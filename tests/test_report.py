@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from runner.config import QuestionItem, QuestionSet
+from runner.questions import load_conversations
 from runner.record import TokenUsage, TranscriptRecord
 from runner.report import REPORT_NAME, write_report
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter
@@ -243,7 +246,7 @@ def test_writes_report_html_into_the_sweep_dir(sweep: Path) -> None:
 def test_one_column_per_job_labelled_by_its_swept_values(sweep: Path) -> None:
     heads, _ = grid_parts(parse(write_report(sweep)))
     assert heads == [
-        f"#{job} system={system} · sampling.temperature={temperature}"
+        f"#{job}{' ★' if job == 0 else ''} system={system} · sampling.temperature={temperature}"
         for job, (system, temperature) in JOBS.items()
     ]
 
@@ -289,17 +292,54 @@ def test_error_records_are_marked_with_type_and_message(sweep: Path) -> None:
     assert "no price" in failed.find("div", "metrics").text()
 
 
-def test_totals_table_has_one_row_per_job(sweep: Path) -> None:
-    doc = parse(write_report(sweep))
-    table = doc.find("table", "totals")
+def totals(doc: Node) -> tuple[list[str], list[list[str]], list[Node]]:
+    """The totals table's header texts, its rows' cell texts, and its rows."""
+    table = doc.by_id("totals")
+    heads = [" ".join(th.text().split()) for th in table.find("thead").find_all("th")]
     body = table.find("tbody").find_all("tr")
     rows = [[" ".join(td.text().split()) for td in tr.find_all("td")] for tr in body]
-    assert [r[0] for r in rows] == ["0", "1", "2", "3"]
-    assert rows[1][1] == "system=helpful · sampling.temperature=0.7"
-    # calls, errors, prompt tok, completion tok, cost, p50, p95, mean score
-    assert rows[1][2:] == ["3", "0", "303", "33", "$0.000369", "250 ms", "250 ms", "0.5"]
-    assert rows[2][2:4] == ["3", "1"]
-    assert "bad" in body[2].find_all("td")[3].classes
+    return heads, rows, body
+
+
+TOTALS_HEADS = ["calls", "errors", "mean score", "prompt tok", "completion tok", "cost"]
+
+
+def test_totals_table_has_one_row_per_job(sweep: Path) -> None:
+    heads, rows, body = totals(parse(write_report(sweep)))
+    assert heads == [
+        "grid",
+        "#",
+        "system",
+        "sampling.temperature",
+        *TOTALS_HEADS,
+        "latency p50",
+        "p95",
+    ]
+    assert [r[1] for r in rows] == ["#0 ★ best", "#1", "#2", "#3"]
+    assert rows[1][2:] == [
+        "helpful",
+        "0.7",
+        "3",
+        "0",
+        "0.5 0–1",  # a bootstrap interval: the scores are graded
+        "303",
+        "33",
+        "$0.000369",
+        "250 ms",
+        "250 ms",
+    ]
+    assert rows[3][6] == "0.667 0.208–0.939"  # Wilson: 2 of 3
+    assert rows[2][6] == "0.333 0.061–0.792"  # the failed call scores 0
+    assert rows[2][4:6] == ["3", "1"]
+    assert "bad" in body[2].find_all("td")[5].classes
+    # what each column sorts by: numbers as numbers, in the cells' data-value
+    assert [tr.find_all("td")[9].attrs["data-value"] for tr in body] == [
+        "0.0",
+        "0.000369",
+        "0.0",
+        "0.0",
+    ]
+    assert [tr.find_all("td")[3].attrs["data-value"] for tr in body] == ["0.0", "0.7", "0.0", "0.7"]
 
 
 def test_answers_are_rendered_as_markdown(sweep: Path) -> None:
@@ -402,23 +442,103 @@ def test_records_missing_fields_still_render(tmp_path: Path) -> None:
     assert "–" in cells(rows[2])[0].find("div", "metrics").text()
 
 
-def test_rows_follow_question_set_conversation_and_turn(tmp_path: Path) -> None:
-    # concurrent conversations finish in any order; turn 10 sorts after turn 9
-    keys = [("b", "c2", 1), ("a", "c10", 1), ("a", "c2", 10), ("a", "c2", 9), ("a", "c2", 1)]
-    records = [
-        make_record(question_set=qs, conversation_id=c, turn=t, question=f"{qs}/{c}/{t}")
-        for qs, c, t in keys
+def test_rows_keep_the_question_sets_order_with_turns_together(tmp_path: Path) -> None:
+    # Conversations in the order they were asked (ids that sort otherwise), each one's turns
+    # together and by number (10 after 9), though concurrency finished the turns out of order.
+    keys = [
+        ("zeta", 1),
+        ("alpha", 9),
+        ("q-1f00c0ffee", 1),
+        ("alpha", 10),
+        ("zeta", 2),
+        ("alpha", 1),
     ]
+    records = [
+        make_record(conversation_id=c, turn=t, question=f"{c}/{t}", record_id=f"{c}{t}")
+        for c, t in keys
+    ]
+    write_job(tmp_path / "s" / "0", records, ["system=a"])
+    # a conversation only the second job has comes after the first job's
+    later = [make_record(conversation_id="c2", question="c2/1"), *records]
+    write_job(tmp_path / "s" / "1", later, ["system=b"])
+    _, rows = grid_parts(parse(write_report(tmp_path / "s")))
+    assert [r.find("div", "q").text() for r in rows] == [
+        "zeta/1",
+        "zeta/2",
+        "alpha/1",
+        "alpha/9",
+        "alpha/10",
+        "q-1f00c0ffee/1",
+        "c2/1",
+    ]
+    assert [r.attrs["data-order"] for r in rows] == ["0", "1", "2", "3", "4", "5", "6"]
+    # the first turn shown of each conversation opens its block; the others continue it
+    assert [r.classes for r in rows] == [
+        ["conv-start"],
+        ["conv-turn"],
+        ["conv-start"],
+        ["conv-turn"],
+        ["conv-turn"],
+        ["conv-start"],
+        ["conv-start"],
+    ]
+    wheres = [" ".join(r.find("div", "where").text().split()) for r in rows]
+    assert wheres[:4] == [
+        "demo / zeta · turn 1 of 2",
+        "demo / zeta · turn 2 of 2",
+        "demo / alpha · turn 1 of 10",
+        "demo / alpha · turn 9 of 10",
+    ]
+    assert wheres[5] == "demo / q-1f00c0ffee · turn 1"
+
+
+def write_config(job_dir: Path, questions: dict[str, Any]) -> None:
+    """The config Hydra saves with a job, as far as the report reads it."""
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"questions": questions}))
+
+
+def test_rows_follow_the_question_set_the_job_saved(tmp_path: Path) -> None:
+    # the set asks beta, then alpha (two turns), then a question without an id; the records
+    # came back in another order
+    items = [
+        {"id": "beta", "question": "b?"},
+        {"id": "alpha", "turns": [{"question": "a1?"}, {"question": "a2?"}]},
+        {"question": "no id?"},
+    ]
+    derived = load_conversations(QuestionSet(name="demo", items=[QuestionItem(**items[2])]))
+    order = [(derived[0].id, 1), ("alpha", 2), ("beta", 1), ("alpha", 1)]
+    records = [make_record(conversation_id=c, turn=t, question=f"{c}/{t}") for c, t in order]
     write_job(tmp_path / "run", records, [])
+    write_config(tmp_path / "run", {"name": "demo", "items": items})
     _, rows = grid_parts(parse(write_report(tmp_path / "run")))
     assert [r.find("div", "q").text() for r in rows] == [
-        "a/c2/1",
-        "a/c2/9",
-        "a/c2/10",
-        "a/c10/1",
-        "b/c2/1",
+        "beta/1",
+        "alpha/1",
+        "alpha/2",
+        f"{derived[0].id}/1",
     ]
-    assert [r.attrs["data-order"] for r in rows] == ["0", "1", "2", "3", "4"]
+
+
+def test_rows_follow_the_question_file(tmp_path: Path) -> None:
+    lines = [{"id": i, "question": f"{i}?"} for i in ("zeta", "alpha", "q-1f00c0ffee", "c2")]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    order = ["c2", "alpha", "zeta", "stale", "q-1f00c0ffee"]  # "stale": no longer in the file
+    records = [make_record(conversation_id=c, question=f"{c}?") for c in order]
+    write_job(tmp_path / "run", records, [])
+    write_config(tmp_path / "run", {"name": "demo", "path": str(path)})
+    _, rows = grid_parts(parse(write_report(tmp_path / "run")))
+    assert [r.find("div", "q").text() for r in rows] == [
+        "zeta?",
+        "alpha?",
+        "q-1f00c0ffee?",
+        "c2?",
+        "stale?",
+    ]
+    # a file since moved: the order the transcripts give
+    path.unlink()
+    _, rows = grid_parts(parse(write_report(tmp_path / "run")))
+    assert [r.find("div", "q").text() for r in rows] == [f"{c}?" for c in order]
 
 
 def test_a_rerun_call_shows_its_last_record(tmp_path: Path) -> None:
@@ -452,10 +572,489 @@ def many_jobs(root: Path, count: int) -> Path:
     return root
 
 
+# 12 jobs (system × temperature) answering 20 questions: how many each gets right, of 20.
+# Jobs 5 and 9 tie on the mean score; 9 is cheaper, so it is best. The best four: 9, 5, 11, 10.
+WIDE_RIGHT = [10, 12, 8, 14, 9, 18, 11, 13, 7, 18, 15, 16]
+WIDE_SYSTEMS = ["helpful", "concise", "expert"]
+WIDE_TEMPERATURES = [0, 0.3, 0.7, 1]
+# conversation ids in the question set's order (alphabetical order differs); alpha has 2 turns
+WIDE_IDS = ["zeta", "alpha", "alpha", "q-1f00c0ffee", "c10", "c2"] + [
+    f"item-{n}" for n in range(14)
+]
+WIDE_LONG = "\n".join(f"Line {n}: a long answer goes on." for n in range(1, 31)) + "\nThe end."
+
+
+def wide_sweep(root: Path) -> Path:
+    for job, right in enumerate(WIDE_RIGHT):
+        system = WIDE_SYSTEMS[job // 4]
+        temperature = WIDE_TEMPERATURES[job % 4]
+        overrides = [f"system={system}", f"sampling.temperature={temperature}", "questions=demo"]
+        records = []
+        for i, conversation in enumerate(WIDE_IDS):
+            turn = 2 if i == 2 else 1
+            records.append(
+                make_record(
+                    record_id=f"{job}-{i}",
+                    job=job,
+                    overrides=overrides,
+                    system=system,
+                    params={"temperature": temperature},
+                    conversation_id=conversation,
+                    turn=turn,
+                    question=f"Question {i}: what about {conversation}, turn {turn}?",
+                    expected=f"answer {i}",
+                    answer=WIDE_LONG if i == 0 else f"Answer {i} from job {job}.",
+                    usage={"prompt_tokens": 100 + i, "completion_tokens": 20 + job},
+                    cost_usd=(12 - job) * 1e-5,
+                    latency_s=round(0.2 + 0.05 * job + 0.01 * i, 3),
+                    score=1.0 if (i + job) % 20 < right else 0.0,
+                )
+            )
+        write_job(root / str(job), records, overrides)
+    return root
+
+
 def test_forty_jobs_are_forty_columns_in_natural_order(tmp_path: Path) -> None:
-    heads, rows = grid_parts(parse(write_report(many_jobs(tmp_path / "sweep", 40))))
-    assert heads == [f"#{job} sampling.seed={job}" for job in range(40)]
+    doc = parse(write_report(many_jobs(tmp_path / "sweep", 40)))
+    heads, rows = grid_parts(doc)
+    # every job scores the same: the cost ties too, so the first job is best
+    assert heads == [f"#{job}{' ★' if job == 0 else ''} sampling.seed={job}" for job in range(40)]
     assert all(len(cells(r)) == 40 for r in rows)
+    # the best four are the columns shown; the others are on the page for the picker
+    shown = [
+        th.attrs["data-col"] for th in doc.find_all("th", "config") if "hidden" not in th.attrs
+    ]
+    assert shown == ["0", "1", "2", "3"]
+    assert all(("hidden" in c.attrs) == (i >= 4) for r in rows for i, c in enumerate(cells(r)))
+
+
+# --- the best configuration, the plots and the columns of the grid --------------------------
+
+
+def rule(doc: Node) -> str:
+    return " ".join(doc.find("p", "rule").text().split())
+
+
+def test_the_best_has_the_highest_score_and_at_equal_scores_the_lower_cost(
+    tmp_path: Path,
+) -> None:
+    # (mean score, cost): jobs 1 to 3 tie on the score; job 3's price is unknown
+    for job, (score, cost) in enumerate([(0.5, 0.001), (1.0, 0.003), (1.0, 0.002), (1.0, None)]):
+        record = make_record(job=job, score=score, cost_usd=cost)
+        write_job(tmp_path / "s" / str(job), [record], [f"system=s{job}"])
+    doc = parse(write_report(tmp_path / "s"))
+    _, rows, body = totals(doc)
+    assert ["best" in tr.classes for tr in body] == [False, False, True, False]
+    assert [r[1] for r in rows] == ["#0", "#1", "#2 ★ best", "#3"]
+    assert rule(doc).startswith("★ best: the highest mean score; at equal scores, the lower cost.")
+    heads, _ = grid_parts(doc)
+    assert heads[2] == "#2 ★ system=s2"
+
+
+def test_no_best_without_scores(tmp_path: Path) -> None:
+    for job in range(2):
+        write_job(tmp_path / "s" / str(job), [make_record(job=job, score=None)], [f"system={job}"])
+    doc = parse(write_report(tmp_path / "s"))
+    assert not doc.find_all("tr", "best")
+    assert not doc.find_all("g", "best")
+    assert rule(doc).startswith("Click a header to sort")
+
+
+def points(doc: Node, chart: str) -> list[Node]:
+    return doc.by_id(f"chart-{chart}").find_all("g", "point")
+
+
+def centre(point: Node) -> tuple[float, float]:
+    dot = point.find("circle", "dot")
+    return float(dot.attrs["cx"] or 0), float(dot.attrs["cy"] or 0)
+
+
+def test_score_is_plotted_against_cost_and_latency(sweep: Path) -> None:
+    doc = parse(write_report(sweep))
+    for chart, x_label in [("cost", "cost (USD)"), ("latency", "latency p50 (s)")]:
+        figure = doc.by_id(f"chart-{chart}")
+        svg = figure.find("svg")
+        assert svg.find("text", "x-label").text() == x_label
+        assert svg.find("text", "y-label").text() == "mean score"
+        found = points(doc, chart)
+        assert len(found) == len(JOBS)
+        titles = [p.find("title").text() for p in found]
+        # the best is drawn last, over the others
+        assert [t.split()[0] for t in titles] == ["#1", "#2", "#3", "#0"]
+        assert [("best" in p.classes) for p in found] == [False, False, False, True]
+        assert titles[0] == (
+            "#1 system=helpful · sampling.temperature=0.7\n"
+            "mean score 0.5 · cost $0.000369 · latency p50 250 ms"
+        )
+        assert "★ best" in found[-1].text()
+    # higher scores are higher up (smaller y): 1, 0.667, 0.5, 0.333 (the failed call scores
+    # 0); job 1 cost the most (rightmost)
+    by_job = {p.find("title").text().split()[0]: centre(p) for p in points(doc, "cost")}
+    assert by_job["#0"][1] < by_job["#3"][1] < by_job["#1"][1] < by_job["#2"][1]
+    assert by_job["#1"][0] > by_job["#0"][0] == by_job["#2"][0] == by_job["#3"][0]
+    ticks = [t.text() for t in doc.by_id("chart-cost").find("g", "axis").find_all("text")]
+    assert ticks == [
+        *["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"],
+        *["$0.0000", "$0.0001", "$0.0002", "$0.0003", "$0.0004"],
+    ]
+    # job 3 answered in 1.5 s, the others in 250 ms
+    by_job = {p.find("title").text().split()[0]: centre(p) for p in points(doc, "latency")}
+    assert by_job["#3"][0] > by_job["#0"][0] == by_job["#1"][0]
+
+
+def test_the_cost_plot_leaves_out_jobs_without_a_price(tmp_path: Path) -> None:
+    write_job(tmp_path / "s" / "0", [make_record(job=0, cost_usd=0.002)], ["model=a"])
+    write_job(tmp_path / "s" / "1", [make_record(job=1, cost_usd=None)], ["model=b"])
+    doc = parse(write_report(tmp_path / "s"))
+    assert len(points(doc, "cost")) == 1
+    note = doc.by_id("chart-cost").find("p", "chart-note").text()
+    assert note == "1 of 2 configurations without a score or a price: not shown"
+    assert len(points(doc, "latency")) == 2
+    assert not doc.by_id("chart-latency").find_all("p", "chart-note")
+
+
+def test_a_single_run_has_no_plots(tmp_path: Path) -> None:
+    write_job(tmp_path / "run", [make_record()], ["model=echo"])
+    doc = parse(write_report(tmp_path / "run"))
+    assert not doc.find_all("svg")
+    assert not doc.find_all("input", "pick")
+
+
+def test_the_plot_with_every_cost_alike_has_one_tick(tmp_path: Path) -> None:
+    for job in range(2):
+        write_job(tmp_path / "s" / str(job), [make_record(job=job, cost_usd=0.0)], [f"m={job}"])
+    doc = parse(write_report(tmp_path / "s"))
+    ticks = [t.text() for t in doc.by_id("chart-cost").find("g", "axis").find_all("text")]
+    assert ticks[-2:] == ["1.0", "$0"]
+    assert {centre(p)[0] for p in points(doc, "cost")} == {(58 + 426) / 2}
+
+
+def test_more_than_eight_jobs_show_the_best_four_as_columns(tmp_path: Path) -> None:
+    doc = parse(write_report(wide_sweep(tmp_path / "sweep")))
+    picks = doc.find_all("input", "pick")
+    assert [p.attrs["data-col"] for p in picks if "checked" in p.attrs] == ["5", "9", "10", "11"]
+    heads = doc.by_id("grid").find("thead").find_all("th", "config")
+    assert [th.attrs["data-col"] for th in heads if "hidden" not in th.attrs] == [
+        "5",
+        "9",
+        "10",
+        "11",
+    ]
+    assert "--cols: 4;" in doc.find("style").text()
+    assert doc.by_id("picked").text() == "4"
+    assert doc.by_id("pick-best").text() == "best 4"
+    _, rows = grid_parts(doc)
+    assert len(rows) == 20
+    assert all(len(cells(r)) == 12 for r in rows)
+
+
+def test_eight_jobs_are_all_columns(tmp_path: Path) -> None:
+    doc = parse(write_report(many_jobs(tmp_path / "sweep", 8)))
+    assert all("hidden" not in th.attrs for th in doc.find_all("th", "config"))
+    assert len([p for p in doc.find_all("input", "pick") if "checked" in p.attrs]) == 8
+    assert "--cols: 8;" in doc.find("style").text()
+
+
+# --- what the user typed, and what the records hold ------------------------------------------
+
+
+def test_override_values_show_without_hydras_quoting(tmp_path: Path) -> None:
+    values = {
+        "'Be brief, please'": "Be brief, please",
+        r"Be\ brief\,\ ok": "Be brief, ok",
+        r'"say \"hi\""': 'say "hi"',
+        r"'it\'s'": "it's",
+    }
+    for job, raw in enumerate(values):
+        overrides = [f"system.message={raw}", "questions=demo"]
+        write_job(tmp_path / "s" / str(job), [make_record(job=job)], overrides)
+    doc = parse(write_report(tmp_path / "s"))
+    heads, _ = grid_parts(doc)
+    assert [h.partition(" ")[2].lstrip("★ ") for h in heads] == [
+        f"system.message={v}" for v in values.values()
+    ]
+    _, rows, _ = totals(doc)
+    assert [r[2] for r in rows] == list(values.values())
+    assert "Common to all jobs: questions=demo" in parse_meta(tmp_path / "s")
+    (tmp_path / "s" / REPORT_NAME).unlink()
+    write_job(tmp_path / "run", [make_record()], ["system.message='Be brief, please'"])
+    write_report(tmp_path / "run")
+    assert "Overrides: system.message=Be brief, please" in parse_meta(tmp_path / "run")
+
+
+def sample_records(scores: list[float | None], **changes: Any) -> list[dict[str, Any]]:
+    return [
+        make_record(
+            sample=i,
+            record_id=f"s{i}",
+            answer=None if score is None else f"answer {i}",
+            score=score,
+            error=None if score is not None else {"type": "APITimeoutError", "message": "slow"},
+            **changes,
+        )
+        for i, score in enumerate(scores)
+    ]
+
+
+def test_samples_of_a_question_share_a_cell(tmp_path: Path) -> None:
+    write_job(tmp_path / "run", sample_records([1.0, 0.0, 1.0, None]), ["repeat=4"])
+    _, rows = grid_parts(parse(write_report(tmp_path / "run")))
+    assert len(rows) == 1
+    (cell,) = cells(rows[0])
+    assert cell.attrs["data-score"] == str(2 / 3)
+    assert " ".join(cell.find("div", "headline").text().split()) == (
+        "0.667 4 samples: 2/4 correct, 1 failed"
+    )
+    samples = cell.find_all("details", "sample")
+    assert [s.find("span", "label").text() for s in samples] == [f"sample {i}" for i in range(4)]
+    assert [s.find("div", "answer").text() for s in samples[:3]] == [
+        "answer 0",
+        "answer 1",
+        "answer 2",
+    ]
+    assert samples[3].find("span", "type").text() == "APITimeoutError"
+    assert samples[3].find("span", "glance").text() == "APITimeoutError"
+    # the cell's totals: every answer's tokens and cost
+    assert "80 → 20 tok" in cell.find("div", "metrics").text()
+    assert rows[0].attrs["data-error"] == "1"
+
+
+def test_choices_of_one_call_share_a_cell(tmp_path: Path) -> None:
+    records = [
+        make_record(choice=c, sample=s, record_id=f"{s}{c}", answer=f"{s}/{c}", score=float(c))
+        for s in range(2)
+        for c in range(2)
+    ]
+    write_job(tmp_path / "run", records[:2], ["sampling.n=2"])
+    write_job(tmp_path / "both", records, ["sampling.n=2", "repeat=2"])
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "run")))[1][0])
+    assert cell.find("div", "headline").text().endswith("2 choices: 1/2 correct")
+    labels = [s.find("span", "label").text() for s in cell.find_all("details", "sample")]
+    assert labels == ["choice 0", "choice 1"]
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "both")))[1][0])
+    assert (
+        cell.find("div", "headline")
+        .text()
+        .endswith("4 answers (2 samples × 2 choices): 2/4 correct")
+    )
+    labels = [s.find("span", "label").text() for s in cell.find_all("details", "sample")]
+    assert labels == [f"sample {s} · choice {c}" for s in range(2) for c in range(2)]
+
+
+WEATHER_CALL = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+TOOL_MESSAGES = [
+    {"role": "system", "content": "You are helpful."},
+    {"role": "user", "content": "Weather in Paris?"},
+    {
+        "role": "assistant",
+        "content": "Let me check.",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21°C"},
+]
+
+
+def tool_records() -> list[dict[str, Any]]:
+    """A turn of two calls: the model asks for the weather, then answers with it."""
+    return [
+        make_record(
+            record_id="t0",
+            conversation_id="weather",
+            step=0,
+            question="Weather in Paris?",
+            answer="Let me check.",
+            tool_calls=[{**WEATHER_CALL, "output": None, "error": None}],
+            tool_results=[],
+            messages=TOOL_MESSAGES[:2],
+            usage={"prompt_tokens": 20, "completion_tokens": 5},
+            latency_s=0.5,
+            score=None,
+            finish_reason="tool_calls",
+        ),
+        make_record(
+            record_id="t1",
+            conversation_id="weather",
+            step=1,
+            question="Weather in Paris?",
+            answer="It is **sunny**.",
+            tool_calls=[],
+            tool_results=[{**WEATHER_CALL, "output": "sunny, 21°C", "error": None}],
+            messages=TOOL_MESSAGES,
+            usage={"prompt_tokens": 40, "completion_tokens": 6},
+            latency_s=0.25,
+            score=1.0,
+        ),
+    ]
+
+
+def test_tool_steps_show_in_their_turn(tmp_path: Path) -> None:
+    write_job(tmp_path / "run", tool_records(), ["tools=weather"])
+    _, rows = grid_parts(parse(write_report(tmp_path / "run")))
+    assert len(rows) == 1  # the two calls are one turn
+    (cell,) = cells(rows[0])
+    items = cell.find("ol", "tools").find_all("li")
+    assert items[0].text().strip() == "Let me check."
+    assert items[1].find("code", "call").text() == 'get_weather({"city": "Paris"})'
+    assert items[1].find("div", "tool-out").text() == "sunny, 21°C"
+    assert cell.find("div", "answer").find("strong").text() == "sunny"
+    metrics = [span.text() for span in cell.find("div", "metrics").find_all("span")]
+    assert metrics == ["1", "60 → 11 tok", "750 ms", "$0.000025", "2 calls"]
+
+
+def test_a_call_the_tools_never_answered_says_so(tmp_path: Path) -> None:
+    first, _ = tool_records()
+    first.update(error={"type": "ToolRounds", "message": "raise tools.max_rounds"})
+    write_job(tmp_path / "run", [first], ["tools=weather"])
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "run")))[1][0])
+    (item,) = cell.find("ol", "tools").find_all("li")[1:]
+    assert " ".join(item.text().split()) == 'get_weather({"city": "Paris"}) no result'
+    assert cell.find("span", "type").text() == "ToolRounds"
+
+
+def test_the_history_sent_is_shown_on_demand(tmp_path: Path) -> None:
+    write_job(tmp_path / "run", tool_records(), ["tools=weather"])
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "run")))[1][0])
+    history = cell.find("details", "history")
+    assert "open" not in history.attrs
+    assert history.find("summary").text() == "history sent · 4 messages"
+    messages = history.find("ol", "messages").find_all("li")
+    assert [m.find("span", "role").text() for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+    ]
+    assert messages[1].find("div", "msg").text() == "Weather in Paris?"
+    assert messages[2].find("code", "call").text() == 'get_weather({"city": "Paris"})'
+    assert messages[3].find("div", "msg").text() == "sunny, 21°C"
+
+
+def test_responses_input_items_show_in_the_history(tmp_path: Path) -> None:
+    messages = [
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+        {"type": "function_call", "call_id": "c", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c", "output": "rain"},
+    ]
+    write_job(tmp_path / "run", [make_record(api="responses", messages=messages)], [])
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "run")))[1][0])
+    items = cell.find("ol", "messages").find_all("li")
+    assert [(i.find("span", "role").text(), i.find_all("div", "msg")) for i in items] == [
+        ("user", [Node("div", {"class": "msg"}, ["Weather?"])]),
+        ("function_call", []),
+        ("function_call_output", [Node("div", {"class": "msg"}, ["rain"])]),
+    ]
+    assert items[1].find("code", "call").text() == "get_weather({})"
+
+
+LONG = "\n".join(f"Line {n} of a long answer." for n in range(1, 41))
+
+
+def test_long_answers_and_questions_are_collapsed(tmp_path: Path) -> None:
+    question = "Why? " * 200
+    write_job(tmp_path / "run", [make_record(answer=LONG, question=question)], [])
+    _, rows = grid_parts(parse(write_report(tmp_path / "run")))
+    (cell,) = cells(rows[0])
+    long = cell.find("details", "long")
+    assert "open" not in long.attrs
+    summary = long.find("summary")
+    assert summary.find("span", "preview").text() == "\n".join(LONG.splitlines()[:3])
+    assert summary.find("span", "more").text() == "show all · 40 lines"
+    assert long.find("div", "answer").text().strip() == LONG  # the whole answer, on click
+    head = rows[0].find("th").find("details", "long")
+    assert head.find("span", "more").text() == "show all · 1,000 characters"
+    assert head.find("div", "q").text() == question
+    # a short answer shows whole
+    write_job(tmp_path / "short", [make_record(answer="Line 1.\nLine 2.")], [])
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "short")))[1][0])
+    assert not cell.find_all("details", "long")
+
+
+def with_statistics(monkeypatch: pytest.MonkeyPatch, **values: list[Any]) -> None:
+    """Give each job's summary row the named fields (as a newer summary has them)."""
+    import runner.report
+
+    def summarize(path: Path) -> list[Any]:
+        rows = runner.report.summarize.__wrapped__(path)  # type: ignore[attr-defined]
+        for i, row in enumerate(rows):
+            for name, per_job in values.items():
+                setattr(row, name, per_job[i])
+        return rows
+
+    summarize.__wrapped__ = runner.report.summarize  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner.report, "summarize", summarize)
+
+
+def test_interval_and_pass_at_k_show_when_the_summary_has_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for job in range(2):
+        write_job(tmp_path / "s" / str(job), sample_records([1.0, 0.0, 1.0], job=job), [f"m={job}"])
+    with_statistics(
+        monkeypatch,
+        ci95_low=[0.2, None],
+        ci95_high=[0.95, None],
+        pass_at_1=[0.667, 0.5],
+        pass_at_k=[1.0, 0.75],
+        scored=[3, 3],
+        failed=[0, 1],
+    )
+    doc = parse(write_report(tmp_path / "s"))
+    heads, rows, body = totals(doc)
+    assert heads[2:] == [
+        "m",
+        *TOTALS_HEADS[:3],
+        "pass@1",
+        "pass@3",
+        "agreement",
+        *TOTALS_HEADS[3:],
+        "latency p50",
+        "p95",
+    ]
+    assert rows[0][4:8] == ["0", "0.667 0.2–0.95", "0.667", "1"]
+    assert rows[1][4:8] == ["0", "0.667", "0.5", "0.75"]
+    assert body[1].find_all("td")[5].attrs["title"] == "scored: 3 · failed: 1"
+    (best,) = [p for p in points(doc, "cost") if "best" in p.classes]
+    whisker = best.find("line", "whisker")
+    assert float(whisker.attrs["y1"] or 0) > centre(best)[1] > float(whisker.attrs["y2"] or 0)
+
+
+def test_without_those_fields_the_columns_are_left_out(sweep: Path) -> None:
+    heads, _, _ = totals(parse(write_report(sweep)))
+    assert not [h for h in heads if h.startswith(("pass@", "agreement", "judge"))]
+
+
+def test_one_answer_per_question_has_no_pass_at_k_column(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_statistics(
+        monkeypatch,
+        pass_at_1=[1.0, 0.5, 0.5, 0.667],
+        pass_at_k=[1.0, 0.5, 0.5, 0.667],
+        agreement=[1.0, 0.25, None, 0.5],
+        judge_cost_usd=[0.001, None, 0.002, 0.0],
+    )
+    heads, rows, _ = totals(parse(write_report(sweep)))
+    # pass@1 and pass@k are the mean score when a question has one answer
+    assert [h for h in heads if h.startswith(("pass@", "agreement", "judge"))] == [
+        "agreement",
+        "judge cost",
+    ]
+    assert [r[heads.index("agreement")] for r in rows] == ["1", "0.25", "–", "0.5"]
+    assert [r[heads.index("judge cost")] for r in rows] == ["$0.001", "–", "$0.002", "$0"]
+
+
+def test_a_refusal_is_shown_as_one(tmp_path: Path) -> None:
+    record = make_record(answer=None, refusal="I can't help with that.", score=None)
+    write_job(tmp_path / "run", [record], [])
+    (cell,) = cells(grid_parts(parse(write_report(tmp_path / "run")))[1][0])
+    assert cell.find("div", "refusal").text() == "refusal"
+    assert cell.find("div", "answer").text() == "I can't help with that."
 
 
 # --- the page in a browser -------------------------------------------------------------------
@@ -489,8 +1088,8 @@ class Page:
 def open_report(browser: Any) -> Iterator[Any]:
     pages = []
 
-    def open_(report: Path) -> Page:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    def open_(report: Path, size: tuple[int, int] = (1280, 900)) -> Page:
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         problems: list[str] = []
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
         page.on(
@@ -590,7 +1189,10 @@ def test_browser_filters_by_text_and_errors(sweep: Path, open_report: Any) -> No
 def test_browser_forty_jobs_scroll_sideways_in_the_grid(tmp_path: Path, open_report: Any) -> None:
     view = open_report(write_report(many_jobs(tmp_path / "sweep", 40)))
     page = view.page
-    assert page.locator("#grid thead th.config").count() == 40
+    assert page.locator("#grid thead th.config:visible").count() == 4
+    page.locator("#pick-all").click()
+    assert page.locator("#grid thead th.config:visible").count() == 40
+    assert page.locator("#picked").inner_text() == "40"
     sizes = page.evaluate(
         """() => {
             const wrap = document.querySelector(".grid-wrap");
@@ -605,4 +1207,144 @@ def test_browser_forty_jobs_scroll_sideways_in_the_grid(tmp_path: Path, open_rep
     assert box is not None and box["x"] < 40  # the question column stays in view
     view.page.locator("#grid thead th.config").nth(39).click()
     assert view.visible_rows()[:2] == ["Question 0?", "Question 2?"]
+    page.locator("#pick-best").click()
+    assert page.locator("#grid thead th.config:visible").count() == 4
+    assert page.locator("#grid tbody td.cell:visible").count() == 4 * 5
+    assert view.problems == []
+
+
+# A screenshot's colours, counted by the browser (a blank page has none to speak of).
+COLOURS = """async ([png, box]) => {
+    const image = new Image();
+    image.src = "data:image/png;base64," + png;
+    await image.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = box.width;
+    canvas.height = box.height;
+    const context = canvas.getContext("2d");
+    context.drawImage(image, box.x, box.y, box.width, box.height, 0, 0, box.width, box.height);
+    const data = context.getImageData(0, 0, box.width, box.height).data;
+    const seen = new Set();
+    for (let i = 0; i < data.length; i += 4) {
+        seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    }
+    return seen.size;
+}"""
+
+
+def colours(browser: Any, png: bytes, box: dict[str, float]) -> int:
+    """How many distinct colours the PNG has inside ``box`` (decoded in a blank page)."""
+    page = browser.new_page()
+    try:
+        whole = {k: round(v) for k, v in box.items()}
+        return int(page.evaluate(COLOURS, [base64.b64encode(png).decode("ascii"), whole]))
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_browser_twelve_jobs_first_screen(tmp_path: Path, browser: Any, open_report: Any) -> None:
+    """12 configurations × 20 questions at 1400×900: the table, the plots and the grid."""
+    view = open_report(write_report(wide_sweep(tmp_path / "sweep")), (1400, 900))
+    page = view.page
+    # every configuration is a row of the totals, the best marked
+    totals_rows = page.locator("#totals tbody tr")
+    assert totals_rows.count() == 12
+    assert page.locator("#totals tbody tr.best").count() == 1
+    assert page.locator("#totals tbody tr.best td").nth(1).inner_text() == "#9 ★ best"
+    for i in range(12):  # all on the first screen, none scrolled away inside the table
+        box = totals_rows.nth(i).bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900
+    wrap = "document.querySelector('.totals-wrap')"
+    assert page.evaluate(f"() => {wrap}.scrollHeight <= {wrap}.clientHeight")
+    # the plots are on the first screen, the best point marked
+    for chart in ("cost", "latency"):
+        box = page.locator(f"#chart-{chart} svg").bounding_box()
+        assert box is not None
+        assert box["x"] >= 0 and box["y"] >= 0
+        assert box["x"] + box["width"] <= 1400 and box["y"] + box["height"] <= 900
+        assert page.locator(f"#chart-{chart} g.point").count() == 12
+        title = page.locator(f"#chart-{chart} g.point.best title").text_content()
+        assert title is not None and title.startswith("#9 ")
+    # nothing is wider than the window
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+    # the grid shows the best four as columns, in job order
+    heads = page.locator("#grid thead th.config:visible .job").all_inner_texts()
+    assert heads == ["#5", "#9 ★", "#10", "#11"]
+    assert page.locator("#grid tbody tr:visible").count() == 20
+    # the questions in the question set's order, the turns of a conversation together
+    wheres = page.locator("#grid tbody tr .where").all_inner_texts()
+    assert [w.split(" / ")[1].split(" · ")[0] for w in wheres[:7]] == WIDE_IDS[:7]
+
+    png = page.screenshot()
+    assert len(png) > 20_000
+    assert colours(browser, png, {"x": 0, "y": 0, "width": 1400, "height": 900}) > 200
+    chart = page.locator("#chart-cost svg").bounding_box()
+    assert chart is not None
+    assert colours(browser, png, chart) > 20  # points, labels and axes, not a blank square
+    (tmp_path / "first-screen.png").write_bytes(png)
+
+    # sorting by a column of the totals reorders its rows: cost, low to high, then back
+    def jobs() -> list[str]:
+        return [
+            t.split()[0] for t in page.locator("#totals tbody tr td:nth-child(2)").all_inner_texts()
+        ]
+
+    assert jobs() == [f"#{job}" for job in range(12)]
+    cost = page.locator("#totals thead th", has_text="cost")
+    cost.click()
+    assert jobs() == [f"#{job}" for job in range(11, -1, -1)]
+    assert cost.get_attribute("aria-sort") == "ascending"
+    cost.click()
+    assert jobs() == [f"#{job}" for job in range(12)]
+    assert cost.get_attribute("aria-sort") == "descending"
+    score = page.locator("#totals thead th", has_text="mean score")
+    score.click()  # high to low first; the tie in job order
+    assert jobs()[:4] == ["#5", "#9", "#11", "#10"]
+    assert score.get_attribute("aria-sort") == "descending"
+    assert cost.get_attribute("aria-sort") == "none"
+
+    # ticking a configuration adds it as a column; unticking takes it away
+    page.locator('#totals input.pick[data-col="0"]').check()
+    page.locator('#totals input.pick[data-col="10"]').uncheck()
+    heads = page.locator("#grid thead th.config:visible .job").all_inner_texts()
+    assert heads == ["#0", "#5", "#9 ★", "#11"]
+    assert page.locator("#grid tbody tr").first.locator("td.cell:visible").count() == 4
+
+    # a long answer shows its first lines; a click shows all of it
+    cell = page.locator("#grid tbody tr").first.locator("td.cell:visible").first
+    cell.scroll_into_view_if_needed()
+    end = cell.get_by_text("The end.")
+    assert not end.is_visible()
+    # cells off screen are not rendered (content-visibility): wait until this one is
+    from playwright.sync_api import expect
+
+    expect(cell.locator("details.long .preview")).to_contain_text("Line 1: a long")
+    cell.locator("details.long > summary").click()
+    assert end.is_visible()
+    assert "Line 30: a long answer goes on." in cell.locator("div.answer").inner_text()
+    assert not cell.locator("details.long .preview").is_visible()
+    assert view.problems == []
+
+
+@pytest.mark.slow
+def test_browser_expands_samples_tools_and_history(tmp_path: Path, open_report: Any) -> None:
+    write_job(tmp_path / "s" / "0", sample_records([1.0, 0.0, 1.0]), ["repeat=3"])
+    write_job(tmp_path / "s" / "1", tool_records(), ["tools=weather"])
+    view = open_report(write_report(tmp_path / "s"))
+    page = view.page
+    rows = page.locator("#grid tbody tr")
+    assert rows.count() == 2
+    samples = rows.nth(0).locator("td.cell").nth(0)
+    assert samples.locator(".headline").inner_text() == "0.667 3 samples: 2/3 correct"
+    second = samples.locator("details.sample").nth(1)
+    assert not second.locator("div.answer").is_visible()
+    second.locator("summary").click()
+    assert second.locator("div.answer").inner_text() == "answer 1"
+    tools = rows.nth(1).locator("td.cell").nth(1)
+    assert tools.locator("code.call").first.inner_text() == 'get_weather({"city": "Paris"})'
+    history = tools.locator("details.history")
+    assert not history.locator("ol.messages").is_visible()
+    history.locator("summary").click()
+    assert history.locator("ol.messages > li").nth(3).inner_text() == "TOOL\nsunny, 21°C"
     assert view.problems == []
