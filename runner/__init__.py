@@ -16,12 +16,13 @@ from runner.errors import (
     RunnerError,
 )
 from runner.experiment import compose, run
-from runner.record import TokenUsage, TranscriptRecord
+from runner.record import CallError, TokenUsage, TranscriptRecord
 from runner.results import load_results
 from runner.tokens import count_tokens
 
 __all__ = [
     "BudgetError",
+    "CallError",
     "ChatSession",
     "ChatTurn",
     "ConfigError",

@@ -40,7 +40,9 @@ from runner.job import (
     _JobRunner,
     _open_writer,
     _resume,
-    _set_aside,
+    ask_again,
+    error_type,
+    failed_call,
     record_id,
 )
 from runner.questions import Conversation, Turn
@@ -205,7 +207,7 @@ async def execute_batch(
             "choose a new hydra.run.dir / hydra.sweep.dir"
         )
     done = _ask_unanswered_again(plan, done)
-    result = JobResult()
+    result = JobResult(failed_score=plan.run.failed_score)
     with _open_writer(plan.transcript) as writer:
         rounds = _Rounds(plan, gateway, state, base_url)
         runner = _BatchRunner(plan, rounds, writer, result, done, base_url, sink)
@@ -232,32 +234,14 @@ def _ask_unanswered_again(
     plan: JobPlan, done: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """Resume sends again what a batch left unanswered as a whole (it failed, expired or was
-    cancelled): those records, and the ``Skipped`` turns after them, move to
-    ``superseded.jsonl``."""
+    cancelled), and with ``resume_failed`` every failed call: those turns, and the turns
+    skipped after them, move to ``superseded.jsonl``."""
 
-    def error_type(record: dict[str, Any]) -> str | None:
-        return (record.get("error") or {}).get("type")
+    def picked(record: dict[str, Any]) -> bool:
+        return error_type(record) in UNANSWERED or (plan.run.resume_failed and failed_call(record))
 
-    def asked(record: dict[str, Any]) -> tuple[str, int]:
-        return record["conversation_id"], record.get("sample", 0)
-
-    first: dict[tuple[str, int], int] = {}  # a conversation's first turn left unanswered
-    for record in done.values():
-        if error_type(record) in UNANSWERED:
-            first[asked(record)] = min(first.get(asked(record), record["turn"]), record["turn"])
-    if not first:
-        return done
-    stale = {
-        rid
-        for rid, record in done.items()
-        if error_type(record) in UNANSWERED | {"Skipped"}
-        and asked(record) in first
-        and record["turn"] >= first[asked(record)]
-    }
-    keep = {rid: r for rid, r in done.items() if rid not in stale}
-    why = "of requests a batch left unanswered (and the turns skipped after them)"
-    _set_aside(plan.transcript, list(keep.values()), [done[rid] for rid in stale], why)
-    return keep
+    why = "of requests a batch left unanswered or that failed (and the turns skipped after them)"
+    return ask_again(plan, done, picked, why)
 
 
 @dataclass

@@ -74,6 +74,7 @@ RUN_CONTROL_KEYS = (
     "retry",
     "cache",
     "resume",
+    "resume_failed",
     "dry_run",
     "progress",
     "batch",
@@ -273,6 +274,7 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     cache: CacheSettings = field(default_factory=CacheSettings)
     resume: bool = False
+    resume_failed: bool = False
     dry_run: bool = False
     progress: bool = True
     batch: bool = False

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SUPERSEDED_NAME = "superseded.jsonl"
+FAILED_AGAIN = "of failed calls (and the turns skipped after them), asked again"
 
 
 class RecordSink(Protocol):
@@ -245,6 +246,8 @@ async def _execute(
     plan: JobPlan, gateway: Gateway, sink: RecordSink | None, base_url: str | None
 ) -> JobResult:
     done = _resume(plan, base_url)
+    if plan.run.resume_failed:
+        done = ask_again(plan, done, failed_call, FAILED_AGAIN)
     result = JobResult(failed_score=plan.run.failed_score)
     judge = judge_for_job(
         plan.judge,
@@ -346,6 +349,55 @@ def _resume(plan: JobPlan, base_url: str | None) -> dict[str, dict[str, Any]]:
     if stale:
         _set_aside(path, list(done.values()), stale)
     return done
+
+
+# Errors that are the model's own answer (a refusal, a content filter's stop): asking again
+# would draw another sample, not repair a failure, so ``resume_failed`` keeps them.
+MODEL_ANSWERS = frozenset({"Refusal", "ContentFilter"})
+
+
+def error_type(record: dict[str, Any]) -> str | None:
+    return (record.get("error") or {}).get("type")
+
+
+def failed_call(record: dict[str, Any]) -> bool:
+    """A record of a call that failed (a server error, a timeout, a dropped stream, ...): not
+    an answer, nor a turn skipped after a failure."""
+    kind = error_type(record)
+    return kind is not None and kind not in MODEL_ANSWERS and kind != "Skipped"
+
+
+def ask_again(
+    plan: JobPlan,
+    done: dict[str, dict[str, Any]],
+    picked: Callable[[dict[str, Any]], bool],
+    why: str,
+) -> dict[str, dict[str, Any]]:
+    """Set aside the turns to ask again; returns the records kept.
+
+    In each conversation (and sample), from the first turn with a record ``picked`` selects,
+    every record of that turn (each step of its tool loop, each choice) and of the turns after
+    it moves to ``superseded.jsonl``: the turn is asked whole, so no record is written twice.
+    """
+
+    def asked(record: dict[str, Any]) -> tuple[str, int]:
+        return record["conversation_id"], record.get("sample") or 0
+
+    first: dict[tuple[str, int], int] = {}
+    for record in done.values():
+        if picked(record):
+            key = asked(record)
+            first[key] = min(first.get(key, record["turn"]), record["turn"])
+    if not first:
+        return done
+    stale = {
+        rid
+        for rid, record in done.items()
+        if asked(record) in first and record["turn"] >= first[asked(record)]
+    }
+    keep = {rid: r for rid, r in done.items() if rid not in stale}
+    _set_aside(plan.transcript, list(keep.values()), [done[rid] for rid in stale], why)
+    return keep
 
 
 def _check_resumable(plan: JobPlan, records: list[dict[str, Any]], base_url: str | None) -> None:

@@ -438,6 +438,22 @@ def test_a_failed_batch_leaves_error_records_that_resume_sends_again(
     assert sorted(r["record_id"] for r in aside) == sorted(r["record_id"] for r in again)
 
 
+def test_resume_failed_sends_the_failed_lines_again_in_a_new_batch(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.batch_fail_lines = {3}
+    rows = job(*BATCH, "concurrency=1")
+    kinds = [(r["error"] or {}).get("type") for r in rows]
+    assert kinds == [None, None, "BatchRequestFailed", None, None]
+    assert job(*BATCH, "concurrency=1", "resume=true") == rows  # kept without resume_failed
+    fake_server.batch_fail_lines = set()
+    again = job(*BATCH, "concurrency=1", "resume=true", "resume_failed=true")
+    made = fake_server.batches_made()
+    assert [len(input_lines(fake_server, b)) for b in made] == [5, 1]
+    assert len(again) == 5 and all(r["error"] is None for r in again)
+    assert records(job.dir, "superseded.jsonl") == [rows[2]]
+
+
 def test_an_expired_batch_keeps_its_answers_and_resume_asks_the_rest(
     job: Job, fake_server: FakeOpenAIServer
 ) -> None:

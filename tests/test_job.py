@@ -320,6 +320,75 @@ def test_a_failed_turn_skips_the_rest_of_its_conversation(
     assert fake_server.request_count == 7  # 8 turns less the one skipped
 
 
+def test_resume_failed_asks_the_failed_turns_again_and_keeps_the_answers(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    args = ("questions=math_chat", "cache.enabled=false", "concurrency=1", "retry.max_attempts=1")
+    # times_then_add: turn 2 fails; divide_square_subtract: turn 1 fails (2 and 3 skipped);
+    # add_then_triple: turn 1 is refused (an answer: kept); nine_squared answers
+    fake_server.enqueue("ok", "500", "500", Behaviour("refusal"))
+    first = job(*args)
+    assert fake_server.request_count == 5
+    kinds = {(r["conversation_id"], r["turn"]): (r["error"] or {}).get("type") for r in first}
+    assert kinds == {
+        ("times_then_add", 1): None,
+        ("times_then_add", 2): "InternalServerError",
+        ("divide_square_subtract", 1): "InternalServerError",
+        ("divide_square_subtract", 2): "Skipped",
+        ("divide_square_subtract", 3): "Skipped",
+        ("add_then_triple", 1): "Refusal",
+        ("add_then_triple", 2): "Skipped",
+        ("nine_squared", 1): None,
+    }
+    assert job(*args, "resume=true") == first  # a plain resume keeps the failures
+    assert fake_server.request_count == 5
+    rows = job(*args, "resume=true", "resume_failed=true")
+    asked = [r["messages"][-1]["content"] for r in fake_server.requests[5:]]
+    assert asked == [
+        "Now add 16 to that.",
+        "What is 144 divided by 12?",
+        "Square that number.",
+        "Subtract 44 from the result.",
+    ]
+    # the answer recorded for turn 1 is the history turn 2 is asked with
+    assert fake_server.requests[5]["messages"][-2]["content"] == first[0]["answer"]
+    assert len(rows) == 8 and len({r["record_id"] for r in rows}) == 8
+    again = {(r["conversation_id"], r["turn"]): (r["error"] or {}).get("type") for r in rows}
+    answered = [("times_then_add", 2), *(("divide_square_subtract", t) for t in (1, 2, 3))]
+    assert again == {**kinds, **dict.fromkeys(answered)}
+    aside = records(job.dir, "superseded.jsonl")
+    assert sorted((r["conversation_id"], r["turn"]) for r in aside) == [
+        ("divide_square_subtract", 1),
+        ("divide_square_subtract", 2),
+        ("divide_square_subtract", 3),
+        ("times_then_add", 2),
+    ]
+    assert job(*args, "resume=true", "resume_failed=true") == rows  # nothing left to ask
+    assert fake_server.request_count == 9
+
+
+def test_resume_failed_asks_a_tool_turn_whole(job: Job, fake_server: FakeOpenAIServer) -> None:
+    """A turn whose tool call went through but whose next call failed is asked from its
+    first call: no record of it is written twice."""
+    args = (
+        "tools=weather",
+        "questions.items=[{id: paris, question: Is it raining in Paris?}]",
+        "cache.enabled=false",
+        "retry.max_attempts=1",
+    )
+    fake_server.enqueue("ok", "500")
+    first = job(*args)
+    assert [(r["step"], (r["error"] or {}).get("type")) for r in first] == [
+        (0, None),
+        (1, "InternalServerError"),
+    ]
+    rows = job(*args, "resume=true", "resume_failed=true")
+    assert fake_server.request_count == 4
+    assert [(r["step"], r["error"]) for r in rows] == [(0, None), (1, None)]
+    assert len({r["record_id"] for r in rows}) == 2
+    assert records(job.dir, "superseded.jsonl") == first
+
+
 # ---------------------------------------------------------------------- repeated samples
 
 
