@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every benchmark in turn (about 6 minutes on 2 cores); each prints its own figures.
+# Run every benchmark in turn (about 10 minutes on 2 cores); each prints its own figures.
 # Usage: benchmarks/run_all.sh [python]   (default: python on PATH)
 # Exit status: 0 when every benchmark ran and met its target, else 1 (all still run).
 set -u
@@ -11,7 +11,7 @@ if [ -z "${TIKTOKEN_CACHE_DIR:-}" ] && [ -d ../shared/tiktoken ]; then
 fi
 status=0
 missed=()
-for name in overhead latency_sweep rate_limited memory; do
+for name in overhead latency_sweep rate_limited memory sweep_setup; do
     echo "=== benchmarks/$name.py"
     if ! "$PYTHON" "benchmarks/$name.py"; then
         status=1
