@@ -171,9 +171,25 @@ def _asked(
         text = saved.read_text(encoding="utf-8")
     except OSError:
         return None
-    if text not in loaded:  # the jobs of a sweep mostly share one set: read it once
-        loaded[text] = _load_asked(text)
-    return loaded[text]
+    block = top_level_block(text, "questions")
+    if block not in loaded:  # the jobs of a sweep mostly share one set: read it once
+        loaded[block] = _load_asked(block)
+    return loaded[block]
+
+
+def top_level_block(text: str, key: str) -> str:
+    """The lines of a top-level ``key`` of a YAML mapping as OmegaConf writes it (the key's
+    line and the indented or blank lines after it), or the whole text when it has no such
+    line. Jobs of a sweep differ elsewhere, so the block is what tells their sets apart."""
+    lines = text.splitlines(keepends=True)
+    head = f"{key}:"
+    for start, line in enumerate(lines):
+        if line.rstrip("\r\n") == head or line.startswith(head + " "):
+            end = start + 1
+            while end < len(lines) and (lines[end][:1] in (" ", "\t") or not lines[end].strip()):
+                end += 1
+            return "".join(lines[start:end])
+    return text
 
 
 def _load_asked(config: str) -> tuple[str, list[str]] | None:
@@ -183,8 +199,9 @@ def _load_asked(config: str) -> tuple[str, list[str]] | None:
     from runner.config import QuestionSet
     from runner.questions import load_conversations
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built
     try:
-        node = (yaml.safe_load(config) or {}).get("questions")
+        node = (yaml.load(config, Loader=loader) or {}).get("questions")
         if not isinstance(node, dict):
             return None
         merged = OmegaConf.merge(OmegaConf.structured(QuestionSet), node)

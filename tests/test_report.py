@@ -19,7 +19,7 @@ import yaml
 from runner.config import QuestionItem, QuestionSet
 from runner.questions import load_conversations
 from runner.record import TokenUsage, TranscriptRecord
-from runner.report import REPORT_NAME, write_report
+from runner.report import REPORT_NAME, top_level_block, write_report
 from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -517,6 +517,19 @@ def test_rows_follow_the_question_set_the_job_saved(tmp_path: Path) -> None:
         "alpha/2",
         f"{derived[0].id}/1",
     ]
+
+
+def test_the_question_block_of_a_saved_config_is_the_questions_node() -> None:
+    from omegaconf import OmegaConf
+
+    from runner.experiment import compose
+
+    config = compose(["questions=math_chat", "system.message='two\n\nlines: [not, a, key]'"])
+    text = OmegaConf.to_yaml(config)  # as Hydra writes .hydra/config.yaml
+    block = top_level_block(text, "questions")
+    assert block.startswith("questions:\n") and len(block) < len(text) / 2
+    assert yaml.safe_load(block) == {"questions": yaml.safe_load(text)["questions"]}
+    assert top_level_block("model: {}\n", "questions") == "model: {}\n"  # none: the whole text
 
 
 def test_rows_follow_the_question_file(tmp_path: Path) -> None:
