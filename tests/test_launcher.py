@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model
 from hydra import initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -147,7 +148,8 @@ def test_keys_hydra_sets_itself_go_through_hydras_composition(loader) -> None:
 
 @pytest.mark.slow
 def test_a_sweep_writes_each_jobs_hydra_files_as_hydra_does(tmp_path: Path) -> None:
-    """The same sweep under Hydra's basic launcher and the runner launcher: same files."""
+    """The same sweep under Hydra's basic launcher and the runner launcher: the same files
+    (the same YAML; libyaml may fold a long quoted string's lines elsewhere)."""
     grid = ["system=helpful,concise", "sampling.seed=1,2", "max_history=${concurrency}"]
     dirs = {}
     for launcher in ("basic", "runner"):
@@ -158,34 +160,41 @@ def test_a_sweep_writes_each_jobs_hydra_files_as_hydra_does(tmp_path: Path) -> N
         dirs[launcher] = cli.sweep_dir
     for job in range(4):
         for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
-            basic = (dirs["basic"] / str(job) / ".hydra" / name).read_text()
-            ours = (dirs["runner"] / str(job) / ".hydra" / name).read_text()
+            basic = _hydra_file(dirs["basic"] / str(job) / ".hydra" / name, tmp_path / "basic")
+            ours = _hydra_file(dirs["runner"] / str(job) / ".hydra" / name, tmp_path / "runner")
             # the launcher is the one thing told apart, and the dirs that hold each sweep
-            basic = basic.replace(str(tmp_path / "basic"), "TMP").replace(
-                "hydra/launcher: basic", "hydra/launcher: runner"
-            )
-            basic = basic.replace("- hydra/launcher=basic", "- hydra/launcher=runner")
-            ours = ours.replace(str(tmp_path / "runner"), "TMP")
-            if name == "hydra.yaml":
-                basic = _without_launcher_node(basic)
-                ours = _without_launcher_node(ours)
+            basic = basic.replace('"hydra/launcher": "basic"', '"hydra/launcher": "runner"')
+            basic = basic.replace('"hydra/launcher=basic"', '"hydra/launcher=runner"')
             assert ours == basic, (job, name)
         assert (dirs["runner"] / str(job) / "transcript.jsonl").exists()
         assert list((dirs["runner"] / str(job)).glob("*.log"))
 
 
-def _without_launcher_node(text: str) -> str:
-    """``hydra.yaml`` less the ``launcher:`` node, whose settings differ by launcher."""
-    out, skipping = [], False
-    for line in text.splitlines():
-        if line == "  launcher:":
-            skipping = True
-            continue
-        if skipping and line.startswith("    "):
-            continue
-        skipping = False
-        out.append(line)
-    return "\n".join(out)
+def _hydra_file(path: Path, root: Path) -> str:
+    """A ``.hydra`` file's content as JSON, the sweep's own dir as ``TMP``, without the
+    ``hydra.launcher`` node (its settings differ by launcher)."""
+    content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if isinstance(content, dict) and "hydra" in content:
+        del content["hydra"]["launcher"]
+    return json.dumps(content).replace(json.dumps(str(root))[1:-1], "TMP")
+
+
+def test_hydra_files_hold_the_yaml_hydra_writes(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.runner_launcher.job_setup import save_yaml
+
+    node = OmegaConf.create(
+        {
+            "flags": ["true", "1.0", "1e5", "yes", "null", "???", ""],
+            "text": "two\n\nlines: [not, a, key] # not a comment " * 4 + "😀",
+            "nested": {"none": None, "number": 2.5, "interpolation": "${flags}"},
+        }
+    )
+    save_yaml(node, "config.yaml", tmp_path / ".hydra")
+    text = (tmp_path / ".hydra" / "config.yaml").read_text(encoding="utf-8")
+    assert yaml.safe_load(text) == yaml.safe_load(OmegaConf.to_yaml(node))
+    assert text.startswith("flags:\n- 'true'\n- '1.0'\n- '1e5'\n- 'yes'\n- 'null'\n- ???\n- ''\n")
 
 
 def _nodes(node, path: str = "") -> Iterator[tuple[str, object]]:

@@ -5,18 +5,21 @@
 ``HydraConfig.set_config`` and once for the job's return value); OmegaConf's deep copy builds
 every node through its constructor and then overwrites it, ~20 ms a job on two cores, the
 bulk of a sweep's set-up. ``clone`` makes the same copy directly, and ``run_job`` here is
-Hydra's with its copies made that way: the same output dir, ``.hydra/`` files (written by
-Hydra's own ``_save_config``), log file, environment and callbacks.
+Hydra's with its copies made that way: the same output dir, ``.hydra/`` files (the same
+YAML, emitted by libyaml: ``save_yaml``), log file, environment and callbacks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from hydra import version
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import (
@@ -24,12 +27,12 @@ from hydra.core.utils import (
     JobRuntime,
     JobStatus,
     _flush_loggers,
-    _save_config,
     configure_log,
     env_override,
 )
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+from omegaconf._utils import OmegaConfDumper
 from omegaconf.base import Metadata, Node
 from omegaconf.nodes import (
     AnyNode,
@@ -105,6 +108,42 @@ def task_config(config: DictConfig) -> DictConfig:
     return task
 
 
+class _Dumper(getattr(yaml, "CDumper", yaml.Dumper)):  # type: ignore[misc]
+    """OmegaConf's YAML dumper (its quoting of strings that read as numbers or booleans) on
+    libyaml's emitter, where PyYAML was built with it."""
+
+
+_Dumper.add_representer(str, OmegaConfDumper.str_representer)
+
+
+def save_yaml(node: DictConfig | ListConfig, filename: str, output_dir: Path) -> None:
+    """Hydra's ``_save_config``: ``OmegaConf.to_yaml(node)`` into ``output_dir/filename``.
+
+    The same YAML, emitted by libyaml: ~5x faster (the three files were a third of a
+    job's set-up). Only the layout of a long quoted string may differ (libyaml folds its
+    lines elsewhere, and escapes characters outside the BMP); the file loads the same.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    content = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+    text = yaml.dump(
+        content, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=_Dumper
+    )
+    with open(output_dir / filename, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def task_view(config: DictConfig) -> Iterator[DictConfig]:
+    """The job's config less its ``hydra`` node, for reading only: ``task_config`` without
+    the copy (the node is put back on leaving)."""
+    content = config.__dict__["_content"]
+    hydra = content.pop("hydra")
+    try:
+        yield config
+    finally:
+        content["hydra"] = hydra
+
+
 def set_hydra_config(config: DictConfig) -> None:
     """``HydraConfig.instance().set_config(config)``, with the ``hydra`` node cloned."""
     OmegaConf.set_readonly(config.hydra, True)
@@ -159,9 +198,9 @@ def run_job(
         configure_log(config.hydra.job_logging, config.hydra.verbose)
         if config.hydra.output_subdir is not None:
             hydra_output = Path(config.hydra.runtime.output_dir) / Path(config.hydra.output_subdir)
-            _save_config(task_cfg, "config.yaml", hydra_output)
-            _save_config(hydra_cfg, "hydra.yaml", hydra_output)
-            _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
+            save_yaml(task_cfg, "config.yaml", hydra_output)
+            save_yaml(hydra_cfg, "hydra.yaml", hydra_output)
+            save_yaml(config.hydra.overrides.task, "overrides.yaml", hydra_output)
         with env_override(hydra_cfg.hydra.job.env_set):
             callbacks.on_job_start(config=config, task_function=task_function)
             try:

@@ -36,7 +36,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.runner_launcher.job_setup import clone, run_job, task_config
+from hydra_plugins.runner_launcher.job_setup import clone, run_job, task_config, task_view
 from runner.config import RunConfig
 from runner.errors import ConfigError, RunnerError
 
@@ -44,6 +44,16 @@ log = logging.getLogger(__name__)
 
 # What a sweep runs under as a whole, so it cannot differ between its jobs.
 SWEEP_WIDE = ("concurrency", "cache.enabled", "cache.dir", "progress")
+
+
+@dataclass
+class JobCheck:
+    """What the launcher keeps of a job it checked: its calls and its sweep-wide settings;
+    the validated config too for the first job checked (the sweep's settings)."""
+
+    calls: int
+    wide: dict[str, Any]
+    run: RunConfig | None
 
 
 @dataclass
@@ -68,7 +78,7 @@ class RunnerLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        _composer_for(hydra_context)
+        _composer_for(hydra_context).checker = _check_job
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -103,20 +113,28 @@ class RunnerLauncher(Launcher):
 
         calls: list[int] = []  # each job's calls
         estimates = []
-        settings = None
+        settings: RunConfig | None = None
+        wide: dict[str, Any] = {}
+        composer = _composer_for(self.hydra_context)
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            run = validate(task_config(self._compose(overrides, idx)))
-            # every job is checked before any call
-            plan = plan_job(run, JobInfo(output_dir=Path(".")), check_credentials=not run.dry_run)
-            settings = settings or run
-            if settings.dry_run:  # counting every prompt's tokens is for the dry run's table
-                label = job_label(list(filter_overrides(overrides)), run.model.name)
-                estimates.append(estimate_job(plan, f"#{idx} {label}"))
-            _check_sweep_wide(settings, run, idx)
-            calls.append(plan.calls)
+            # every job is checked before any call: most were, as the sweeper checked them
+            check = composer.checked.pop(tuple(overrides), None)
+            if check is None or (settings is None and check.run is None):
+                run = validate(task_config(self._compose(overrides, idx)))
+                check_credentials = not run.dry_run
+                plan = plan_job(run, JobInfo(output_dir=Path(".")), check_credentials)
+                check = JobCheck(plan.calls, _sweep_wide(run), run)
+                if run.dry_run:  # counting every prompt's tokens is for the dry run's table
+                    label = job_label(list(filter_overrides(overrides)), run.model.name)
+                    estimates.append(estimate_job(plan, f"#{idx} {label}"))
+            settings = settings or check.run
+            wide = wide or check.wide
+            _check_sweep_wide(wide, check.wide, idx)
+            calls.append(check.calls)
             # the config is composed again to run the job (a copy and its values): kept from
             # here, a 1,000-job sweep would hold 1,000 configs (~150 MB) before its first call
+        composer.checked.clear()
 
         if settings is not None and settings.dry_run:
             print(format_estimates(estimates), flush=True)
@@ -189,7 +207,8 @@ class RunnerLauncher(Launcher):
 
     def _compose(self, overrides: Sequence[str], idx: int) -> DictConfig:
         assert self.config is not None and self.hydra_context is not None
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        composer = _composer_for(self.hydra_context)
+        config = composer.compose(self.config, list(overrides))
         with open_dict(config):
             config.hydra.job.id = idx
             config.hydra.job.num = idx
@@ -209,15 +228,38 @@ class RunnerLauncher(Launcher):
         assert self.hydra_context is not None and self.task_function is not None
         gate.enter(ready)
         try:
-            runs[i] = run_job(self.hydra_context, self.task_function, config)
+            ret = run_job(self.hydra_context, self.task_function, config)
+            # Its callbacks have had it whole. From here Hydra and the sweepers read only its
+            # status, return value and overrides, and its configs are in its .hydra/ files:
+            # kept, they were ~120 KB a job to the sweep's end (1,000 jobs: ~120 MB).
+            ret.cfg = ret.hydra_cfg = None
+            runs[i] = ret
         finally:
             gate.exit()
 
 
-def _check_sweep_wide(first: RunConfig, run: RunConfig, idx: int) -> None:
+def _check_job(config: DictConfig) -> JobCheck | None:
+    """Validate and plan a job the sweeper composed to check it, as the launcher would; None
+    for a dry run (its estimate is made from the job composed again)."""
+    from runner.config import validate
+    from runner.job import JobInfo, plan_job
+
+    with task_view(config) as task:
+        run = validate(task)
+    if run.dry_run:
+        return None
+    plan = plan_job(run, JobInfo(output_dir=Path(".")))
+    return JobCheck(plan.calls, _sweep_wide(run), run)
+
+
+def _sweep_wide(run: RunConfig) -> dict[str, Any]:
+    return {key: attrgetter(key)(run) for key in SWEEP_WIDE}
+
+
+def _check_sweep_wide(first: dict[str, Any], job: dict[str, Any], idx: int) -> None:
     """Settings of the whole sweep (one event loop, one cache) must be the same in every job."""
     for key in SWEEP_WIDE:
-        theirs, ours = attrgetter(key)(first), attrgetter(key)(run)
+        theirs, ours = first[key], job[key]
         if ours != theirs:
             raise ConfigError(
                 f"{key} differs between the jobs of this sweep ({theirs} in the first, {ours} "
@@ -277,6 +319,23 @@ class SweepComposer:
         self._parsed: dict[str, Override] = {}
         self._groups: dict[str, bool] = {}
         self._bases: OrderedDict[tuple[int, tuple[str, ...]], DictConfig] = OrderedDict()
+        # The launcher's check of each job the sweeper composed, by its overrides: the
+        # launcher need not compose it again to check it. Only the first keeps its config.
+        self.checker: Callable[[DictConfig], JobCheck | None] | None = None
+        self.checked: dict[tuple[str, ...], JobCheck] = {}
+
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> DictConfig:
+        """In the place of the loader's: what a sweeper calls to check its batch."""
+        cfg = self.compose(master_config, sweep_overrides)
+        if self.checker is not None:
+            check = self.checker(cfg)
+            if check is not None:
+                if self.checked:
+                    check.run = None
+                self.checked[tuple(sweep_overrides)] = check
+        return cfg
 
     def compose(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         """The config Hydra's ``load_sweep_config`` returns for these arguments, anew."""
@@ -345,7 +404,8 @@ class SweepComposer:
             else:
                 task_lines.append(override.input_line or "")
                 app.append(override)
-        cfg.hydra.overrides.hydra = hydra_lines
+        if hydra_lines != OmegaConf.to_container(cfg.hydra.overrides.hydra):
+            cfg.hydra.overrides.hydra = hydra_lines  # most jobs' are their base's already
         cfg.hydra.overrides.task = task_lines
         dirname = cfg.hydra.job.config.override_dirname
         cfg.hydra.job.override_dirname = get_overrides_dirname(
@@ -367,6 +427,6 @@ def _composer_for(hydra_context: HydraContext) -> SweepComposer:
     if composer is None:
         composer = SweepComposer(loader.load_sweep_config, loader)
         loader._runner_composer = composer  # type: ignore[attr-defined]
-        loader.load_sweep_config = composer.compose  # type: ignore[method-assign]
+        loader.load_sweep_config = composer.load_sweep_config  # type: ignore[method-assign]
     assert isinstance(composer, SweepComposer)
     return composer
