@@ -396,7 +396,8 @@ def ask_again(
         if asked(record) in first and record["turn"] >= first[asked(record)]
     }
     keep = {rid: r for rid, r in done.items() if rid not in stale}
-    _set_aside(plan.transcript, list(keep.values()), [done[rid] for rid in stale], why)
+    aside = [r for rid, r in done.items() if rid in stale]  # in the transcript's order
+    _set_aside(plan.transcript, list(keep.values()), aside, why)
     return keep
 
 

@@ -349,6 +349,25 @@ def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
     assert "pandas" not in imported and "IPython" not in imported
 
 
+@pytest.mark.parametrize("args", [["--help"], ["dry_run=true"], ["--cfg", "job"]])
+def test_what_makes_no_call_does_not_import_openai(cli: Cli, args: list[str]) -> None:
+    done = subprocess.run(
+        [*cli.args()[:1], "-X", "importtime", *cli.args(*args)[1:]],
+        cwd=cli.tmp,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "hydra" in imported and "openai" not in imported
+
+
 def copy_of_conf(tmp: Path) -> Path:
     """A copy of the packaged config tree that a test may break."""
     tree = (tmp / "conf").resolve()

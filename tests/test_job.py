@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,21 @@ def test_resume_after_the_endpoint_changed_refuses(job: Job, fake_server: FakeOp
     finally:
         other.stop()
     assert len(records(job.dir)) == 5
+
+
+def test_resume_refuses_a_transcript_with_a_corrupt_middle_line(
+    job: Job, fake_server: FakeOpenAIServer
+) -> None:
+    job("cache.enabled=false")
+    path = job.dir / "transcript.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = '{"record_id": "cut here\n'
+    path.write_text("".join(lines), encoding="utf-8")
+    message = rf"{re.escape(str(path))}, line 2: not a JSON record .*: resume cannot trust"
+    with pytest.raises(ConfigError, match=message):
+        job("cache.enabled=false", "resume=true")
+    assert fake_server.request_count == 5  # nothing asked again
+    assert path.read_text(encoding="utf-8") == "".join(lines)  # nor rewritten
 
 
 def test_resume_with_another_config_refuses(job: Job, fake_server: FakeOpenAIServer) -> None:
