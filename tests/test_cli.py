@@ -330,27 +330,8 @@ def test_the_api_key_is_written_nowhere(cli: Cli, fake_server) -> None:
     )
 
 
-def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
-    done = subprocess.run(
-        [*cli.args()[:1], "-X", "importtime", *cli.args()[1:]],
-        cwd=cli.tmp,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    imported = {
-        line.split("|")[-1].strip().split(".")[0]
-        for line in done.stderr.splitlines()
-        if line.startswith("import time:")
-    }
-    assert "hydra" in imported and "openai" in imported
-    assert "pandas" not in imported and "IPython" not in imported
-
-
-@pytest.mark.parametrize("args", [["--help"], ["dry_run=true"], ["--cfg", "job"]])
-def test_what_makes_no_call_does_not_import_openai(cli: Cli, args: list[str]) -> None:
+def imported(cli: Cli, *args: str) -> set[str]:
+    """The top-level packages ``python -m runner ARGS`` imports (``-X importtime``)."""
     done = subprocess.run(
         [*cli.args()[:1], "-X", "importtime", *cli.args(*args)[1:]],
         cwd=cli.tmp,
@@ -360,12 +341,23 @@ def test_what_makes_no_call_does_not_import_openai(cli: Cli, args: list[str]) ->
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    imported = {
+    return {
         line.split("|")[-1].strip().split(".")[0]
         for line in done.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "hydra" in imported and "openai" not in imported
+
+
+def test_start_up_does_not_import_pandas_or_ipython(cli: Cli) -> None:
+    modules = imported(cli)
+    assert "hydra" in modules and "openai" in modules
+    assert "pandas" not in modules and "IPython" not in modules
+
+
+@pytest.mark.parametrize("args", [["--help"], ["dry_run=true"], ["--cfg", "job"]])
+def test_what_makes_no_call_does_not_import_openai(cli: Cli, args: list[str]) -> None:
+    modules = imported(cli, *args)
+    assert "hydra" in modules and "openai" not in modules
 
 
 def copy_of_conf(tmp: Path) -> Path:
