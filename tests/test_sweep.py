@@ -60,7 +60,9 @@ def test_every_job_is_set_up_before_the_first_call(cli: Cli, fake_server) -> Non
     assert max(starts) < min(fake_server.arrivals)
 
 
-@pytest.mark.parametrize("sweep", ["concurrency=4,8", "cache.enabled=true,false"])
+@pytest.mark.parametrize(
+    "sweep", ["concurrency=4,8", "cache.enabled=true,false", "dry_run=true,false"]
+)
 def test_a_sweep_wide_setting_cannot_differ_between_jobs(cli: Cli, sweep: str) -> None:
     done = cli("-m", sweep, "system=helpful", env=env())
     assert done.returncode == 2

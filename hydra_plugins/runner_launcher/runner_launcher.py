@@ -42,8 +42,9 @@ from runner.errors import ConfigError, RunnerError
 
 log = logging.getLogger(__name__)
 
-# What a sweep runs under as a whole, so it cannot differ between its jobs.
-SWEEP_WIDE = ("concurrency", "cache.enabled", "cache.dir", "progress")
+# What a sweep runs under as a whole, so it cannot differ between its jobs (a dry run prints
+# one table for the sweep and calls nothing).
+SWEEP_WIDE = ("concurrency", "cache.enabled", "cache.dir", "progress", "dry_run")
 
 
 @dataclass
