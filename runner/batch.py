@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import httpx2
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from runner.cache import cache_key
 from runner.config import ModelPreset, Prices, RetryPolicy
 from runner.engine import Choice, Completion, MalformedChunkError, Progress, json_object
 from runner.engine import _usage as chat_usage
@@ -47,7 +46,7 @@ from runner.job import (
 )
 from runner.questions import Conversation, Turn
 from runner.record import AttemptError, CallError, TranscriptRecord
-from runner.request import Request, request_key
+from runner.request import Request
 from runner.responses import ResponseFailedError, _completion
 from runner.responses import _usage as responses_usage
 from runner.retry import backoff_s, classify
@@ -328,7 +327,6 @@ class _Rounds:
         self.plan, self.gateway, self.state = plan, gateway, state
         self.retry: RetryPolicy = plan.run.retry
         self.endpoint = ENDPOINTS[plan.run.model.api]
-        self.cache_base = base_url or ""
         self.client: AsyncOpenAI = gateway.client_for(plan.run.model)
         self.active = 0  # conversations still going
         self.pending: list[_Pending] = []
@@ -353,7 +351,7 @@ class _Rounds:
         signature; nothing streams)."""
         key = None
         if self.gateway.cache is not None and use_cache:
-            key = cache_key(self.cache_base, request_key(request, sample))
+            key = self.gateway.cache_key_for(preset, request, sample)
             hit = await self.gateway._cache_get(key)
             if hit is not None:
                 return CallOutcome(hit, None, 0, True, 0.0)

@@ -138,6 +138,10 @@ class Gateway:
         """The base URL calls of ``preset`` actually go to (``OPENAI_BASE_URL`` included)."""
         return str(self.client_for(preset).base_url).rstrip("/")
 
+    def cache_key_for(self, preset: ModelPreset, request: Request, sample: int = 0) -> str:
+        """The cache key of a request to ``preset``'s endpoint (each ``sample`` its own)."""
+        return cache_key(self.endpoint_for(preset), request_key(request, sample))
+
     def limits_for(self, preset: ModelPreset) -> RateLimits:
         key = (self.endpoint_for(preset), preset.name)
         limits = self._limits.get(key)
@@ -165,7 +169,7 @@ class Gateway:
         """
         key = None
         if self.cache is not None and use_cache:
-            key = cache_key(self.endpoint_for(preset), request_key(request, sample))
+            key = self.cache_key_for(preset, request, sample)
             while True:
                 hit = await self._cache_get(key)
                 if hit is None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -104,6 +106,35 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)
+
+
+def read_pty(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``args`` with stdout and stderr on a terminal; its exit status and all it wrote."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env or cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    proc.wait(timeout=60)
+    os.close(primary)
+    return proc.returncode, output.decode(errors="replace")
 
 
 FAST_RETRY = ["retry.max_attempts=3", "retry.initial_backoff_s=0.01", "retry.max_backoff_s=0.02"]

@@ -298,6 +298,15 @@ class Behaviour:
         return value if isinstance(value, Behaviour) else cls(str(value))
 
 
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """A request body that is a JSON object (an empty body is ``{}``), else None."""
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 _OK = Behaviour("ok")
 
 
@@ -323,6 +332,11 @@ if not any(isinstance(f, _QuietAbortFilter) for f in _ERROR_LOGGER.filters):
 def _error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
     error = {"message": message, "type": type_, "param": param, "code": code}
     return _DUMPS({"error": error}).encode()
+
+
+_UNPARSEABLE = _error_body(
+    "We could not parse the JSON body of your request.", "invalid_request_error", None
+)
 
 
 def _content_text(content: Any) -> str:
@@ -1560,8 +1574,7 @@ class FakeOpenAIServer:
                 self.requests.append(request)
                 self.arrivals.append(time.time())
         if not isinstance(request, dict):
-            msg = "We could not parse the JSON body of your request."
-            await self._respond(send, 400, _error_body(msg, "invalid_request_error", None))
+            await self._respond(send, 400, _UNPARSEABLE)
             return
 
         wait = self._take_token()
@@ -2150,13 +2163,9 @@ class FakeOpenAIServer:
     def _state_route(self, method: str, path: str, query: bytes, raw: bytes) -> tuple[int, bytes]:
         """Conversations and stored responses: (status, JSON body)."""
         parts = path.split("/")[2:]  # ["conversations", id, "items"] or ["responses", id]
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            msg = "We could not parse the JSON body of your request."
-            return 400, _error_body(msg, "invalid_request_error", None)
+        body = _json_object(raw)
+        if body is None:
+            return 400, _UNPARSEABLE
         with self._lock:
             if parts[0] == "responses" and len(parts) == 2:
                 response = self._responses.get(parts[1])
@@ -2288,13 +2297,9 @@ class FakeOpenAIServer:
         return 200, _DUMPS(file).encode()
 
     def _create_batch(self, raw: bytes) -> tuple[int, bytes]:
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            msg = "We could not parse the JSON body of your request."
-            return 400, _error_body(msg, "invalid_request_error", None)
+        body = _json_object(raw)
+        if body is None:
+            return 400, _UNPARSEABLE
         known = ("input_file_id", "endpoint", "completion_window", "metadata")
         for key in body:
             if key not in (*known, "output_expires_after"):

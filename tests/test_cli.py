@@ -3,9 +3,7 @@
 import dataclasses
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -13,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY, Cli, cli_env, fake_model
+from conftest import FAKE_KEY, Cli, cli_env, fake_model, read_pty
 from fake_openai import free_port
 
 from runner import load_results
@@ -756,30 +754,6 @@ def test_init_writes_a_starter_tree_then_refuses_to_overwrite_it(cli: Cli) -> No
     assert len(rows) == 4
     local = run_here(cli.tmp, "model=local", "--cfg", "job")
     assert local.returncode == 0 and "base_url: http://localhost:8000/v1" in local.stdout
-
-
-def read_pty(args: list[str], cwd: Path) -> tuple[int, str]:
-    """Run ``args`` with stdout and stderr on a terminal; its exit status and all it wrote."""
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        args, cwd=cwd, env=cli_env(), stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary
-    )
-    os.close(secondary)
-    output = b""
-    while True:
-        ready, _, _ = select.select([primary], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    proc.wait(timeout=60)
-    os.close(primary)
-    return proc.returncode, output.decode(errors="replace")
 
 
 def test_log_lines_do_not_run_into_the_progress_bar(cli: Cli) -> None:

@@ -2,15 +2,13 @@
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model
+from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model, read_pty
 from fake_openai import FakeOpenAIServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -268,32 +266,9 @@ def test_ctrl_c_stops_at_once_and_resume_finishes(cli: Cli, fake_server, sweep: 
 def test_progress_is_live_on_a_terminal_and_quiet_otherwise(cli: Cli) -> None:
     quiet = cli()
     assert quiet.returncode == 0 and "errors=" not in quiet.stderr
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        Cli(cli.tmp).args("-m", "system=helpful,concise", f"hydra.sweep.dir={cli.tmp}/tty"),
-        cwd=cli.tmp,
-        env=env(),
-        stdin=subprocess.DEVNULL,
-        stdout=secondary,
-        stderr=secondary,
-    )
-    os.close(secondary)
-    output = b""
-    while True:
-        ready, _, _ = select.select([primary], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    proc.wait(timeout=60)
-    os.close(primary)
-    text = output.decode(errors="replace")
-    assert proc.returncode == 0, text
+    args = Cli(cli.tmp).args("-m", "system=helpful,concise", f"hydra.sweep.dir={cli.tmp}/tty")
+    code, text = read_pty(args, cli.tmp, env())
+    assert code == 0, text
     assert "10/10" in text and "errors=0" in text and "cost=$" in text
 
 
