@@ -188,7 +188,7 @@ def finish(path: Path, dry_run: bool = False) -> Outcome | None:
     rows = summarize(path)
     _last = result = outcome(path, rows)  # first: Hydra would hide a failure below as a warning
     csv_path = write_summary(path, rows)
-    report = write_report(path)
+    report = write_report(path, rows)
     print(format_table(rows), flush=True)
     log.info("summary: %s, report: %s", csv_path, report)
     return result

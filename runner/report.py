@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from runner.errors import RunnerError
 from runner.grid import Grid, as_float, cost_text, number_text, seconds_text
+from runner.results import parse_value
 from runner.scatter import Datum, Scatter, plot
-from runner.summary import JobSummary, find_transcripts, job_overrides, summarize
+from runner.summary import SAFE_LOADER, JobSummary, find_transcripts, job_overrides, summarize
 from runner.transcript import read_records
 
 REPORT_NAME = "report.html"
@@ -83,8 +84,9 @@ class _Column:
     answers: int = 1  # the most answers one question got (samples × choices)
 
 
-def write_report(path: Path) -> Path:
-    """Write ``report.html`` into a run or sweep dir and return its path.
+def write_report(path: Path, summaries: list[JobSummary] | None = None) -> Path:
+    """Write ``report.html`` into a run or sweep dir and return its path; ``summaries`` is
+    ``summarize(path)`` when the caller has it already.
 
     A totals table (one row per job, the best marked) and two scatter plots (mean score
     against cost and against latency) at the top; below, one column per job (labelled by the
@@ -95,7 +97,8 @@ def write_report(path: Path) -> Path:
     path = Path(path)
     out_dir = path if path.is_dir() else path.parent
     transcripts = find_transcripts(path)
-    summaries = summarize(path)
+    if summaries is None:
+        summaries = summarize(path)
     single = len(transcripts) == 1
     columns: list[_Column] = []
     grid = Grid(len(transcripts))
@@ -199,9 +202,8 @@ def _load_asked(config: str) -> tuple[str, list[str]] | None:
     from runner.config import QuestionSet
     from runner.questions import load_conversations
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built
     try:
-        node = (yaml.load(config, Loader=loader) or {}).get("questions")
+        node = (yaml.load(config, Loader=SAFE_LOADER) or {}).get("questions")
         if not isinstance(node, dict):
             return None
         merged = OmegaConf.merge(OmegaConf.structured(QuestionSet), node)
@@ -231,12 +233,21 @@ def _overrides(texts: list[str]) -> dict[str, str]:
         key, _, raw = text.lstrip("+").partition("=")
         if key.startswith(("hydra.", "hydra/")):
             continue
+        shown[key] = _override_value(text, raw)
+    return shown
+
+
+@lru_cache(maxsize=4096)
+def _override_value(text: str, raw: str) -> str:
+    """The value of one override as shown: the jobs of a sweep share most of them."""
+    written = raw.strip()
+    value: Any = parse_value(written)  # summary.csv's reading of it, parsed once
+    if value == written and written[:1] in ("[", "{"):  # a list or dict, kept as written
         try:
-            value: Any = _override_parser().parse_override(text).value()
+            value = _override_parser().parse_override(text).value()
         except Exception:  # Hydra's parser raises its own errors; the text as written will do
             value = raw
-        shown[key] = _value(value)
-    return shown
+    return _value(value)
 
 
 def _common(shared: dict[str, str], mine: dict[str, str]) -> dict[str, str]:

@@ -3,6 +3,8 @@
 import copy
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
-from hydra_plugins.runner_launcher.job_setup import clone, task_config
+from hydra_plugins.runner_launcher.job_setup import clone, plain, task_config
 from hydra_plugins.runner_launcher.runner_launcher import SweepComposer
 from runner.config import CONF_DIR, register_schema
 
@@ -238,6 +240,40 @@ def test_clone_is_a_deep_copy(loader) -> None:
     task = task_config(cfg)
     assert "hydra" not in task and "hydra" in cfg
     assert OmegaConf.to_yaml(task) == OmegaConf.to_yaml(OmegaConf.masked_copy(theirs, list(task)))
+
+
+class Colour(Enum):
+    RED = 1
+
+
+@dataclass
+class Painted:
+    colour: Colour = Colour.RED
+    path: Path = Path("a/b")
+    data: bytes = b"\x00"
+    missing: int = MISSING
+    none: dict[str, int] | None = None
+
+
+def test_plain_is_omegaconfs_container_unresolved(loader) -> None:
+    master = loader.load_configuration("config", MASTER, RunMode.MULTIRUN)
+    cfg = loader.load_sweep_config(master, ["+new.key=[1,{a: 2}]", "max_history=${concurrency}"])
+    odd = OmegaConf.create(
+        {
+            "painted": Painted,
+            "by_colour": {Colour.RED: "${painted.colour}"},
+            "missing_list": "???",
+            "interpolated_dict": "${painted}",
+            "none_list": ListConfig(None),
+            "items": [None, "???", "${by_colour}", 1.5, True, [{"x": []}]],
+        }
+    )
+    for node in (cfg, cfg.hydra, task_config(cfg), cfg.hydra.overrides.task, odd):
+        theirs = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+        ours = plain(node)
+        assert ours == theirs and repr(ours) == repr(theirs)
+    assert plain(odd)["by_colour"] == {"RED": "${painted.colour}"}
+    assert plain(odd)["painted"]["colour"] == "RED" and plain(odd)["painted"]["missing"] == "???"
 
 
 @pytest.mark.slow

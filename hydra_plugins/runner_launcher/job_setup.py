@@ -16,6 +16,7 @@ import copy
 import os
 from collections import defaultdict
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,6 +109,31 @@ def task_config(config: DictConfig) -> DictConfig:
     return task
 
 
+def plain(node: DictConfig | ListConfig) -> Any:
+    """``OmegaConf.to_container(node, resolve=False, enum_to_str=True)``, read straight off
+    the nodes (~4x faster): the same dicts, lists and values, a missing value as ``"???"`` and
+    an interpolation as its text."""
+    return _plain(node)
+
+
+def _plain(node: Any) -> Any:
+    cls = type(node)
+    if cls is DictConfig or cls is ListConfig:
+        content = node.__dict__["_content"]
+        if content is None or isinstance(content, str):  # None, "???" or an interpolation
+            return content
+        if isinstance(content, dict):
+            return {
+                (f"{key.name}" if isinstance(key, Enum) else key): _plain(value)
+                for key, value in content.items()
+            }
+        return [_plain(value) for value in content]
+    if cls in _VALUE_NODES:
+        value = node.__dict__["_val"]
+        return f"{value.name}" if isinstance(value, Enum) else value
+    return OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+
+
 class _Dumper(getattr(yaml, "CDumper", yaml.Dumper)):  # type: ignore[misc]
     """OmegaConf's YAML dumper (its quoting of strings that read as numbers or booleans) on
     libyaml's emitter, where PyYAML was built with it."""
@@ -124,7 +150,7 @@ def save_yaml(node: DictConfig | ListConfig, filename: str, output_dir: Path) ->
     lines elsewhere, and escapes characters outside the BMP); the file loads the same.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    content = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+    content = plain(node)
     text = yaml.dump(
         content, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=_Dumper
     )
@@ -144,16 +170,24 @@ def task_view(config: DictConfig) -> Iterator[DictConfig]:
         content["hydra"] = hydra
 
 
-def set_hydra_config(config: DictConfig) -> None:
-    """``HydraConfig.instance().set_config(config)``, with the ``hydra`` node cloned."""
+def set_hydra_config(config: DictConfig) -> DictConfig:
+    """``HydraConfig.instance().set_config(config)``, sharing the job's read-only ``hydra``
+    node rather than copying it; returns what ``HydraConfig`` now holds.
+
+    Hydra's copy has the job's config as its parent, as this node does; the node is read-only
+    from here on, and the job's config is the job's own, so the copy would only ever differ
+    by the one value ``run_job`` sets (``hydra.runtime.output_dir``), which Hydra sets in it
+    too by copying it again.
+    """
     OmegaConf.set_readonly(config.hydra, True)
     masked = DictConfig(content={}, flags={"no_deepcopy_set_nodes": True})
     hydra = config._get_node("hydra")
     assert isinstance(hydra, DictConfig)
-    masked["hydra"] = clone(hydra)
+    masked["hydra"] = hydra
     masked._set_flag("no_deepcopy_set_nodes", None)
-    masked.hydra._set_parent(config)
+    hydra._set_parent(config)
     HydraConfig.instance().cfg = masked  # type: ignore[assignment]
+    return masked
 
 
 def run_job(
@@ -164,23 +198,19 @@ def run_job(
     callbacks = hydra_context.callbacks
     old_cwd = os.getcwd()
     orig_hydra_cfg = HydraConfig.instance().cfg
-    set_hydra_config(config)
+    hydra_cfg = set_hydra_config(config)
     output_dir = os.path.join(
         str(OmegaConf.select(config, "hydra.sweep.dir")),
         str(OmegaConf.select(config, "hydra.sweep.subdir")),
     )
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(output_dir)
-    set_hydra_config(config)
     _chdir = None
     try:
         ret = JobReturn()
         task_cfg = task_config(config)
         ret.cfg = task_cfg
-        current = HydraConfig.instance().cfg
-        assert isinstance(current, DictConfig)
-        hydra_cfg = clone(current)
-        ret.hydra_cfg = hydra_cfg
+        ret.hydra_cfg = hydra_cfg  # read-only, and no job's but this one's
         overrides = OmegaConf.to_container(config.hydra.overrides.task)
         assert isinstance(overrides, list)
         ret.overrides = overrides

@@ -50,11 +50,13 @@ SWEEP_WIDE = ("concurrency", "cache.enabled", "cache.dir", "progress", "dry_run"
 @dataclass
 class JobCheck:
     """What the launcher keeps of a job it checked: its calls and its sweep-wide settings;
-    the validated config too for the first job checked (the sweep's settings)."""
+    the validated config too for the first job checked (the sweep's settings), and the
+    composed config, to run the job with, for the first ``SweepComposer.MAX_KEPT``."""
 
     calls: int
     wide: dict[str, Any]
     run: RunConfig | None
+    config: DictConfig | None = None
 
 
 @dataclass
@@ -113,6 +115,7 @@ class RunnerLauncher(Launcher):
         log.info("Launching %d job%s in one event loop", n, "" if n == 1 else "s")
 
         calls: list[int] = []  # each job's calls
+        kept: list[DictConfig | None] = []  # each job's config as the sweeper composed it
         estimates = []
         settings: RunConfig | None = None
         wide: dict[str, Any] = {}
@@ -133,8 +136,7 @@ class RunnerLauncher(Launcher):
             wide = wide or check.wide
             _check_sweep_wide(wide, check.wide, idx)
             calls.append(check.calls)
-            # the config is composed again to run the job (a copy and its values): kept from
-            # here, a 1,000-job sweep would hold 1,000 configs (~150 MB) before its first call
+            kept.append(check.config)
         composer.checked.clear()
 
         if settings is not None and settings.dry_run:
@@ -152,25 +154,35 @@ class RunnerLauncher(Launcher):
         )
         # The calls go out once every job is set up, or once the jobs set up so far have twice
         # as many calls as may be in flight: enough to keep every slot busy while the rest
-        # are set up (set-up is a few ms a job) and finish, so that a sweep of thousands of
-        # jobs neither waits for all of them nor holds them all in memory at once.
+        # are set up (set-up is a few ms a job) and finish. From then on a job is set up as
+        # the jobs before it finish, keeping that many calls in jobs set up and not finished,
+        # so that a sweep of thousands of jobs neither waits for all of them nor holds them
+        # all in memory at once (nor has the garbage collector walk them all, again and again).
         release_at = 2 * settings.concurrency if settings is not None else 0
+        in_flight = _InFlight(release_at)
         set_active_sweep(None if executor is None else (executor, gate))
         threads: list[threading.Thread] = []
         heap = contextlib.ExitStack()
         try:
             queued, released = 0, False
             for i, overrides in enumerate(job_overrides):
+                if released:
+                    in_flight.wait_for_room(calls[i])
+                in_flight.add(calls[i])
                 with gate.held():  # jobs set up earlier may be finishing in Hydra's code
-                    where = os.getcwd()
-                    os.chdir(cwd)  # Hydra notes the dir it composes in (hydra.runtime.cwd)
-                    config = self._compose(overrides, initial_job_idx + i)
-                    os.chdir(where)
+                    config, kept[i] = kept[i], None
+                    if config is None:
+                        where = os.getcwd()
+                        os.chdir(cwd)  # Hydra notes the dir it composes in (hydra.runtime.cwd)
+                        config = self._compose(overrides, initial_job_idx + i)
+                        os.chdir(where)
+                    else:
+                        _number(config, initial_job_idx + i)
                 ready = threading.Event()
                 thread = threading.Thread(
                     target=self._run_one,
                     name=f"runner-job-{i}",
-                    args=(gate, ready, config, runs, i),
+                    args=(gate, ready, config, runs, i, in_flight.done(calls[i])),
                     daemon=True,  # a second Ctrl-C must not leave the process waiting on them
                 )
                 thread.start()
@@ -210,9 +222,7 @@ class RunnerLauncher(Launcher):
         assert self.config is not None and self.hydra_context is not None
         composer = _composer_for(self.hydra_context)
         config = composer.compose(self.config, list(overrides))
-        with open_dict(config):
-            config.hydra.job.id = idx
-            config.hydra.job.num = idx
+        _number(config, idx)
         return config
 
     def _run_one(
@@ -222,6 +232,7 @@ class RunnerLauncher(Launcher):
         config: DictConfig,
         runs: list[JobReturn | None],
         i: int,
+        finished: Callable[[], None],
     ) -> None:
         from runner.sweep import HydraGate
 
@@ -237,6 +248,40 @@ class RunnerLauncher(Launcher):
             runs[i] = ret
         finally:
             gate.exit()
+            finished()
+
+
+class _InFlight:
+    """The calls of the jobs set up and not finished, kept near ``room`` (a job with more
+    calls than that still goes, alone)."""
+
+    def __init__(self, room: int) -> None:
+        self._room = room
+        self._calls = 0
+        self._changed = threading.Condition()
+
+    def add(self, calls: int) -> None:
+        with self._changed:
+            self._calls += calls
+
+    def done(self, calls: int) -> Callable[[], None]:
+        def finished() -> None:
+            with self._changed:
+                self._calls -= calls
+                self._changed.notify_all()
+
+        return finished
+
+    def wait_for_room(self, calls: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._calls == 0 or self._calls + calls <= self._room)
+
+
+def _number(config: DictConfig, idx: int) -> None:
+    """Give a composed job its number, as Hydra's launchers do."""
+    with open_dict(config):
+        config.hydra.job.id = idx
+        config.hydra.job.num = idx
 
 
 def _check_job(config: DictConfig) -> JobCheck | None:
@@ -312,6 +357,9 @@ class SweepComposer:
         "hydra.job.env_copy",
     )
     MAX_BASES = 64  # compositions kept (one per choice of presets, ~150 KB each)
+    # Jobs whose config, composed to check them, is kept to run them with (~150 KB each);
+    # the jobs past these are composed again as the launcher reaches them.
+    MAX_KEPT = 256
 
     def __init__(self, compose: Callable[[DictConfig, list[str]], DictConfig], loader: Any) -> None:
         self._compose = compose  # Hydra's ``load_sweep_config``
@@ -335,6 +383,10 @@ class SweepComposer:
             if check is not None:
                 if self.checked:
                     check.run = None
+                if len(self.checked) < self.MAX_KEPT:
+                    # as composed: what checking it cached (``${now:}``) is taken back
+                    OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
+                    check.config = cfg
                 self.checked[tuple(sweep_overrides)] = check
         return cfg
 
