@@ -65,10 +65,10 @@ def task(cfg: DictConfig) -> float | None:
             # A single run: say it in one line now; Hydra would add its own report around it.
             _fail(str(exc))
     else:  # a job of a sweep under the runner launcher, which validated it already
-        executor, gate = sweep
-        plan = plan_job(validate(cfg), info)
-        with gate.released():
-            result = executor.run(plan)
+        checked = sweep.checked.pop(info.job, None) if info.job is not None else None
+        plan = plan_job(checked or validate(cfg), info)
+        with sweep.gate.released():
+            result = sweep.executor.run(plan)
     _report(plan.transcript, result)
     return result.mean_score
 

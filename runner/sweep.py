@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import gc
 import logging
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.cache import ResponseCache
-from runner.config import CacheSettings
+from runner.config import CacheSettings, RunConfig
 from runner.gateway import Gateway
 from runner.job import JobPlan, JobResult, execute_job
 from runner.progress import Progress
@@ -187,14 +188,25 @@ class HydraGate:
                 restore()
 
 
-_sweep: tuple[Executor, HydraGate] | None = None
+@dataclasses.dataclass
+class ActiveSweep:
+    """What a launcher set up for the sweep in progress: the executor its jobs' calls share,
+    the gate to Hydra's code, and the jobs it validated already whose config would validate
+    the same when they run (by job number; each taken once)."""
+
+    executor: Executor
+    gate: HydraGate
+    checked: dict[int, RunConfig] = dataclasses.field(default_factory=dict)
 
 
-def active_sweep() -> tuple[Executor, HydraGate] | None:
-    """The executor and gate a launcher set up for the sweep in progress, if any."""
+_sweep: ActiveSweep | None = None
+
+
+def active_sweep() -> ActiveSweep | None:
+    """The sweep in progress under the runner launcher, if any."""
     return _sweep
 
 
-def set_active_sweep(sweep: tuple[Executor, HydraGate] | None) -> None:
+def set_active_sweep(sweep: ActiveSweep | None) -> None:
     global _sweep
     _sweep = sweep

@@ -119,6 +119,26 @@ def test_each_job_finishes_in_its_own_hydra_state(cli: Cli) -> None:
     assert (cli.sweep_dir / "summary.csv").exists()
 
 
+def test_a_value_resolved_by_each_job_is_its_own(cli: Cli) -> None:
+    """Jobs are validated before any call; a job whose values come from its own Hydra config
+    (``${hydra:job.num}``) has them resolved as it runs, while the others run on the values
+    checked."""
+    done = cli(
+        "-m",
+        "model=echo",
+        "system=helpful,concise",
+        "sampling.seed=1,2",
+        "system.message='Job ${hydra:job.num}, ${hydra:runtime.choices.system}.'",
+        "progress=false",
+    )
+    assert done.returncode == 0, done.stderr
+    for job, system in enumerate(["helpful", "helpful", "concise", "concise"]):
+        text = (cli.sweep_dir / str(job) / "transcript.jsonl").read_text()
+        records = [json.loads(line) for line in text.splitlines()]
+        assert len(records) == 5
+        assert {r["system_message"] for r in records} == {f"Job {job}, {system}."}
+
+
 def test_identical_requests_are_answered_from_the_cache(cli: Cli, fake_server) -> None:
     assert cli("-m", *fake_model(fake_server), "system=helpful,concise", env=env()).returncode == 0
     assert fake_server.request_count == 10

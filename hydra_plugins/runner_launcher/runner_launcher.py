@@ -36,7 +36,13 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.runner_launcher.job_setup import clone, run_job, task_config, task_view
+from hydra_plugins.runner_launcher.job_setup import (
+    clone,
+    plain,
+    run_job,
+    task_config,
+    task_view,
+)
 from runner.config import RunConfig
 from runner.errors import ConfigError, RunnerError
 
@@ -50,12 +56,14 @@ SWEEP_WIDE = ("concurrency", "cache.enabled", "cache.dir", "progress", "dry_run"
 @dataclass
 class JobCheck:
     """What the launcher keeps of a job it checked: its calls and its sweep-wide settings;
-    the validated config too for the first job checked (the sweep's settings), and the
-    composed config, to run the job with, for the first ``SweepComposer.MAX_KEPT``."""
+    the validated config for the first job checked (the sweep's settings); and for the first
+    ``SweepComposer.MAX_KEPT``, the composed config to run the job with, and the validated
+    one too when the job would validate the same as it runs (``fixed``)."""
 
     calls: int
     wide: dict[str, Any]
     run: RunConfig | None
+    fixed: bool = False
     config: DictConfig | None = None
 
 
@@ -100,6 +108,7 @@ class RunnerLauncher(Launcher):
         from runner.estimate import estimate_job, format_estimates, job_label
         from runner.job import JobInfo, plan_job
         from runner.sweep import (
+            ActiveSweep,
             Executor,
             HydraGate,
             set_active_sweep,
@@ -115,7 +124,7 @@ class RunnerLauncher(Launcher):
         log.info("Launching %d job%s in one event loop", n, "" if n == 1 else "s")
 
         calls: list[int] = []  # each job's calls
-        kept: list[DictConfig | None] = []  # each job's config as the sweeper composed it
+        kept: list[JobCheck | None] = []  # each job's check, holding the config composed
         estimates = []
         settings: RunConfig | None = None
         wide: dict[str, Any] = {}
@@ -136,7 +145,7 @@ class RunnerLauncher(Launcher):
             wide = wide or check.wide
             _check_sweep_wide(wide, check.wide, idx)
             calls.append(check.calls)
-            kept.append(check.config)
+            kept.append(check if check.config is not None else None)
         composer.checked.clear()
 
         if settings is not None and settings.dry_run:
@@ -144,6 +153,7 @@ class RunnerLauncher(Launcher):
             return []
 
         gate = HydraGate(save_state=_save_job_state)
+        active: ActiveSweep | None = None
         cwd, hydra_cfg = os.getcwd(), HydraConfig.instance().cfg
         runs: list[JobReturn | None] = [None] * len(calls)
         # One limit for the whole sweep: concurrency, cache and progress are the same in every job.
@@ -160,7 +170,9 @@ class RunnerLauncher(Launcher):
         # all in memory at once (nor has the garbage collector walk them all, again and again).
         release_at = 2 * settings.concurrency if settings is not None else 0
         in_flight = _InFlight(release_at)
-        set_active_sweep(None if executor is None else (executor, gate))
+        if executor is not None:
+            active = ActiveSweep(executor, gate)
+        set_active_sweep(active)
         threads: list[threading.Thread] = []
         heap = contextlib.ExitStack()
         try:
@@ -170,14 +182,18 @@ class RunnerLauncher(Launcher):
                     in_flight.wait_for_room(calls[i])
                 in_flight.add(calls[i])
                 with gate.held():  # jobs set up earlier may be finishing in Hydra's code
-                    config, kept[i] = kept[i], None
-                    if config is None:
+                    check, kept[i] = kept[i], None
+                    if check is None or check.config is None:
                         where = os.getcwd()
                         os.chdir(cwd)  # Hydra notes the dir it composes in (hydra.runtime.cwd)
                         config = self._compose(overrides, initial_job_idx + i)
                         os.chdir(where)
                     else:
+                        config = check.config
                         _number(config, initial_job_idx + i)
+                        if active is not None and check.fixed and check.run is not None:
+                            active.checked[initial_job_idx + i] = check.run
+                    del check
                 ready = threading.Event()
                 thread = threading.Thread(
                     target=self._run_one,
@@ -292,10 +308,22 @@ def _check_job(config: DictConfig) -> JobCheck | None:
 
     with task_view(config) as task:
         run = validate(task)
+        # Without an interpolation (``${...}``) the job's values are the same when it runs
+        # (under its own Hydra config, working dir and environment) as here.
+        fixed = not _interpolates(plain(task))
     if run.dry_run:
         return None
     plan = plan_job(run, JobInfo(output_dir=Path(".")))
-    return JobCheck(plan.calls, _sweep_wide(run), run)
+    return JobCheck(plan.calls, _sweep_wide(run), run, fixed)
+
+
+def _interpolates(value: Any) -> bool:
+    """Whether a config, as ``plain`` gives it, holds an interpolation anywhere."""
+    if isinstance(value, dict):
+        return any(_interpolates(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_interpolates(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
 def _sweep_wide(run: RunConfig) -> dict[str, Any]:
@@ -381,12 +409,13 @@ class SweepComposer:
         if self.checker is not None:
             check = self.checker(cfg)
             if check is not None:
-                if self.checked:
-                    check.run = None
-                if len(self.checked) < self.MAX_KEPT:
+                keep = len(self.checked) < self.MAX_KEPT
+                if keep:
                     # as composed: what checking it cached (``${now:}``) is taken back
                     OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
                     check.config = cfg
+                if self.checked and not (keep and check.fixed):
+                    check.run = None
                 self.checked[tuple(sweep_overrides)] = check
         return cfg
 
