@@ -387,19 +387,25 @@ def _check_known_keys(node: Any, cls: type, prefix: str) -> None:
         return
     if not isinstance(node, DictConfig):
         return
-    hints = _hints(cls)
+    inner = _inner_dataclasses(cls)
     for key, value in node.items_ex(resolve=False):
         path = f"{prefix}.{key!s}" if prefix else str(key)
-        if key not in hints:
+        if key not in inner:
             raise ConfigError(unknown_key_message(path, cls))
-        inner = _dataclass_in(hints[key])
-        if inner is not None:
-            _check_known_keys(value, inner, path)
+        held = inner[key]
+        if held is not None:
+            _check_known_keys(value, held, path)
 
 
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _inner_dataclasses(cls: type) -> dict[str, type | None]:
+    """Each field of ``cls`` and the dataclass it holds, if any."""
+    return {key: _dataclass_in(hint) for key, hint in _hints(cls).items()}
 
 
 def _dataclass_in(hint: Any) -> type | None:

@@ -295,10 +295,12 @@ class _InFlight:
 
 
 def _number(config: DictConfig, idx: int) -> None:
-    """Give a composed job its number, as Hydra's launchers do."""
-    with open_dict(config):
-        config.hydra.job.id = idx
-        config.hydra.job.num = idx
+    """Give a composed job its number, as Hydra's launchers do (opening only the node they
+    set: a flag set on the root is taken back from every node under it)."""
+    job = config.hydra.job
+    with open_dict(job):
+        job.id = idx
+        job.num = idx
 
 
 def _check_job(config: DictConfig) -> JobCheck | None:
@@ -506,7 +508,7 @@ class SweepComposer:
     @staticmethod
     def _record(master: DictConfig, cfg: DictConfig, parsed: list[Override]) -> None:
         """Note the overrides as ``ConfigLoaderImpl._load_configuration_impl`` does."""
-        hydra_lines = OmegaConf.to_container(master.hydra.overrides.hydra)  # not resolved
+        hydra_lines = plain(master.hydra.overrides.hydra)  # not resolved
         assert isinstance(hydra_lines, list)
         task_lines: list[str] = []
         app = []
@@ -516,7 +518,7 @@ class SweepComposer:
             else:
                 task_lines.append(override.input_line or "")
                 app.append(override)
-        if hydra_lines != OmegaConf.to_container(cfg.hydra.overrides.hydra):
+        if hydra_lines != plain(cfg.hydra.overrides.hydra):
             cfg.hydra.overrides.hydra = hydra_lines  # most jobs' are their base's already
         cfg.hydra.overrides.task = task_lines
         dirname = cfg.hydra.job.config.override_dirname
