@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from hydra_plugins.runner_launcher.job_setup import clone, plain, task_config
-from hydra_plugins.runner_launcher.runner_launcher import SweepComposer
+from hydra_plugins.runner_launcher.runner_launcher import SweepComposer, _InFlight
 from runner.config import CONF_DIR, register_schema
 
 MASTER = [
@@ -240,6 +240,25 @@ def test_clone_is_a_deep_copy(loader) -> None:
     task = task_config(cfg)
     assert "hydra" not in task and "hydra" in cfg
     assert OmegaConf.to_yaml(task) == OmegaConf.to_yaml(OmegaConf.masked_copy(theirs, list(task)))
+
+
+def test_jobs_are_set_up_as_the_calls_before_them_finish() -> None:
+    small = _InFlight(room=10)
+    for _ in range(3):
+        small.add(3)
+    assert small.has_room(1) and not small.has_room(2)
+    small.done(3)()
+    assert small.has_room(4) and not small.has_room(5)
+    # jobs larger than the room: two at a time, so the next one's calls queue behind the last
+    # ones of the first
+    large = _InFlight(room=10)
+    assert large.has_room(1000)
+    large.add(1000)
+    assert large.has_room(1000)
+    large.add(1000)
+    assert not large.has_room(1)
+    large.done(1000)()
+    assert large.has_room(1000)
 
 
 class Colour(Enum):

@@ -269,29 +269,41 @@ class RunnerLauncher(Launcher):
 
 
 class _InFlight:
-    """The calls of the jobs set up and not finished, kept near ``room`` (a job with more
-    calls than that still goes, alone)."""
+    """The jobs set up and not finished, and their calls. A job is set up when its calls fit
+    in ``room`` with theirs, or when fewer than two jobs are running: a job larger than the
+    room then still has the next one's calls queued behind its last ones, so the slots stay
+    busy from one job to the next."""
 
     def __init__(self, room: int) -> None:
         self._room = room
+        self._jobs = 0
         self._calls = 0
         self._changed = threading.Condition()
 
     def add(self, calls: int) -> None:
         with self._changed:
+            self._jobs += 1
             self._calls += calls
 
     def done(self, calls: int) -> Callable[[], None]:
         def finished() -> None:
             with self._changed:
+                self._jobs -= 1
                 self._calls -= calls
                 self._changed.notify_all()
 
         return finished
 
+    def has_room(self, calls: int) -> bool:
+        with self._changed:
+            return self._fits(calls)
+
     def wait_for_room(self, calls: int) -> None:
         with self._changed:
-            self._changed.wait_for(lambda: self._calls == 0 or self._calls + calls <= self._room)
+            self._changed.wait_for(lambda: self._fits(calls))
+
+    def _fits(self, calls: int) -> bool:
+        return self._jobs < 2 or self._calls + calls <= self._room
 
 
 def _number(config: DictConfig, idx: int) -> None:
