@@ -92,6 +92,9 @@ def main() -> None:
         sys.exit(rejudge(sys.argv[2:]))
     global _cli_pid
     _cli_pid = os.getpid()
+    from runner import sweep  # the module: this process ends with its run or sweep
+
+    sweep.process_ends_with_sweep = True
     full_errors = bool(os.environ.get("HYDRA_FULL_ERROR"))
     # Hydra would print its own multi-line report; let errors reach us and say them in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -123,22 +123,29 @@ class Executor:
         self.close()
 
 
+# Set by the command line, whose process ends with its run or sweep (see ``settled_heap``).
+process_ends_with_sweep = False
+
+
 @contextlib.contextmanager
 def settled_heap() -> Iterator[None]:
     """Keep the garbage collector off what set-up left behind while the calls run.
 
-    By the first call a sweep holds every job's config, tens of thousands of OmegaConf
+    By the first call a sweep holds its jobs' configs, tens of thousands of OmegaConf
     objects, and each full collection walks them all: one that lands while the first
     requests go out stalls the event loop (20 jobs on 2 cores: the 32nd of the first 32
     requests left ~0.1 s after the first, against ~5 ms with the heap frozen). Everything
     is frozen (``gc.freeze``: out of the collector's sight) until the calls are done, then
-    given back, garbage among it included; a ``gc.collect`` first would cost ~0.1 s.
+    given back, garbage among it included; a ``gc.collect`` first would cost ~0.1 s. In the
+    command line's process, which ends with the sweep, it stays frozen: the full collection
+    that would free it (~0.5 s for 200 jobs) would only come before the OS frees it all.
     """
     gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not process_ends_with_sweep:
+            gc.unfreeze()
 
 
 class HydraGate:
