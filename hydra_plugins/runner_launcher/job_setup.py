@@ -1,12 +1,14 @@
-"""Setting up one job of a sweep as Hydra's ``run_job`` does, with cheaper copies of its config.
+"""Setting up one job of a sweep as Hydra's ``run_job`` does, with fewer and cheaper copies.
 
 ``hydra.core.utils.run_job`` (Hydra 1.3) copies a job's config four times with
 ``copy.deepcopy`` (the task's config, and the ``hydra`` node three times: twice in
 ``HydraConfig.set_config`` and once for the job's return value); OmegaConf's deep copy builds
 every node through its constructor and then overwrites it, ~20 ms a job on two cores, the
-bulk of a sweep's set-up. ``clone`` makes the same copy directly, and ``run_job`` here is
-Hydra's with its copies made that way: the same output dir, ``.hydra/`` files (the same
-YAML, emitted by libyaml: ``save_yaml``), log file, environment and callbacks.
+bulk of a sweep's set-up, and each copy is garbage for the collector to find later. Here the
+read-only ``hydra`` node is shared rather than copied (``set_hydra_config``), ``clone`` makes
+the task's copy directly, and ``run_job`` is otherwise Hydra's: the same output dir,
+``.hydra/`` files (the same YAML, emitted by libyaml: ``save_yaml``), log file, environment
+and callbacks.
 """
 
 from __future__ import annotations

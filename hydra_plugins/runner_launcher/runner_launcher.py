@@ -6,7 +6,7 @@ concurrently, under the sweep's shared concurrency limit, rate limits, cache and
 line. Every job's config is composed and validated before the first call. Composing is
 Hydra's, once per choice of presets (``SweepComposer``), and set-up copies configs directly
 (``job_setup``): a few ms a job instead of ~0.1 s. The calls go out once the jobs set up hold
-enough of them to fill every slot twice, so the rest are set up while they run.
+enough of them to fill every slot twice; the rest are set up as the jobs before them finish.
 """
 
 import contextlib
