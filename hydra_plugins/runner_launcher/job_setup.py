@@ -111,14 +111,10 @@ def task_config(config: DictConfig) -> DictConfig:
     return task
 
 
-def plain(node: DictConfig | ListConfig) -> Any:
+def plain(node: Any) -> Any:
     """``OmegaConf.to_container(node, resolve=False, enum_to_str=True)``, read straight off
     the nodes (~4x faster): the same dicts, lists and values, a missing value as ``"???"`` and
     an interpolation as its text."""
-    return _plain(node)
-
-
-def _plain(node: Any) -> Any:
     cls = type(node)
     if cls is DictConfig or cls is ListConfig:
         content = node.__dict__["_content"]
@@ -126,10 +122,10 @@ def _plain(node: Any) -> Any:
             return content
         if isinstance(content, dict):
             return {
-                (f"{key.name}" if isinstance(key, Enum) else key): _plain(value)
+                (f"{key.name}" if isinstance(key, Enum) else key): plain(value)
                 for key, value in content.items()
             }
-        return [_plain(value) for value in content]
+        return [plain(value) for value in content]
     if cls in _VALUE_NODES:
         value = node.__dict__["_val"]
         return f"{value.name}" if isinstance(value, Enum) else value

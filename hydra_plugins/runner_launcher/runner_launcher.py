@@ -125,7 +125,7 @@ class RunnerLauncher(Launcher):
         log.info("Launching %d job%s in one event loop", n, "" if n == 1 else "s")
 
         calls: list[int] = []  # each job's calls
-        kept: list[JobCheck | None] = []  # each job's check, holding the config composed
+        kept: list[JobCheck | None] = []  # each job's check, until the job is set up
         estimates = []
         settings: RunConfig | None = None
         wide: dict[str, Any] = {}
@@ -146,7 +146,7 @@ class RunnerLauncher(Launcher):
             wide = wide or check.wide
             _check_sweep_wide(wide, check.wide, idx)
             calls.append(check.calls)
-            kept.append(check if check.config is not None else None)
+            kept.append(check)
         composer.checked.clear()
 
         if settings is not None and settings.dry_run:
