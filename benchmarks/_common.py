@@ -245,7 +245,7 @@ async def plain_calls(
 
 def system_message() -> str:
     """The default system message, as the runner sends it."""
-    from runner.experiment import compose
+    from runner.cli.experiment import compose
 
     return str(compose([f"model={MODEL}"]).system.message)
 

@@ -3,7 +3,7 @@
 2,000 single-turn streamed calls to the fake server, 32 in flight, measured side by side
 against one server process:
 
-(a) the runner in-process: ``runner.experiment.run_job(...)`` with the cache off (only that
+(a) the runner in-process: ``runner.cli.experiment.run_job(...)`` with the cache off (only that
     call is timed: compose, validate, plan, calls, records);
 (b) a plain loop: ``AsyncOpenAI`` + ``asyncio.Semaphore(32)``, streaming with
     ``stream_options.include_usage`` and reading every chunk, the same messages.
@@ -39,7 +39,7 @@ class Timing:
 
 
 def run_runner(overrides: list[str], out: Path, calls: int) -> Timing:
-    from runner.experiment import run_job
+    from runner.cli.experiment import run_job
 
     gc.collect()
     cpu = time.process_time()

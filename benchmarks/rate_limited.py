@@ -2,7 +2,7 @@
 
 The fake server answers 429 (with a ``retry-after-ms`` header) above R requests a second
 (a token bucket holding R tokens). The runner runs 400 single-turn calls in-process
-(``runner.experiment.run_job``), concurrency 32, retries on (the default 6 attempts):
+(``runner.cli.experiment.run_job``), concurrency 32, retries on (the default 6 attempts):
 
 1. with the preset's client-side limit ``model.rpm = R x 60``;
 2. with ``model.rpm=null``: no client-side limit, relying on the server's Retry-After.
@@ -51,7 +51,7 @@ class Figures:
 
 
 def run(label: str, overrides: list[str], out: Path) -> Figures:
-    from runner.experiment import run_job
+    from runner.cli.experiment import run_job
 
     started = time.perf_counter()
     run_job(overrides, out)

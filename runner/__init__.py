@@ -5,9 +5,8 @@ every API call becomes one JSONL record; ``load_results`` turns a run or a sweep
 pandas DataFrame.
 """
 
-from runner.chat import ChatSession, ChatTurn
-from runner.config import ModelPreset, RunConfig
-from runner.errors import (
+from runner.analysis.results import load_results
+from runner.base.errors import (
     BudgetError,
     ConfigError,
     CredentialsError,
@@ -15,10 +14,11 @@ from runner.errors import (
     ResultsError,
     RunnerError,
 )
-from runner.experiment import compose, run
-from runner.record import CallError, TokenUsage, TranscriptRecord
-from runner.results import load_results
-from runner.tokens import count_tokens
+from runner.base.record import CallError, TokenUsage, TranscriptRecord
+from runner.cli.experiment import compose, run
+from runner.core.chat import ChatSession, ChatTurn
+from runner.core.config import ModelPreset, RunConfig
+from runner.wire.tokens import count_tokens
 
 __all__ = [
     "BudgetError",

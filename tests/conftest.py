@@ -156,7 +156,7 @@ class Job:
         self.server = server
 
     def __call__(self, *overrides: str, remote: bool = True) -> list[dict[str, Any]]:
-        from runner.experiment import run_job
+        from runner.cli.experiment import run_job
 
         model = ["model=gpt-4.1-mini", f"model.base_url={self.server.base_url}"] if remote else []
         run_job([*model, *FAST_RETRY, f"cache.dir={self.cache}", *overrides], self.dir)

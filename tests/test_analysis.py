@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model
 
-from runner.summary import format_table, summarize
+from runner.analysis.summary import format_table, summarize
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +141,7 @@ def test_the_summary_is_built_from_files_alone(cli: Cli) -> None:
     assert cli("-m", "system=helpful,concise").returncode == 0
     (cli.sweep_dir / "summary.csv").unlink()
     code = (
-        "import sys; from pathlib import Path; from runner.callbacks import finish; "
+        "import sys; from pathlib import Path; from runner.cli.callbacks import finish; "
         "finish(Path(sys.argv[1]))"
     )
     done = subprocess.run(

@@ -21,15 +21,15 @@ from conftest import FAKE_KEY, Cli, Job, cli_env, fake_model, records
 from fake_openai import ANSWER_PREFIX, Behaviour, FakeOpenAIServer
 from openai import OpenAI
 
-import runner.batch as batch_module
-from runner.batch import batch_prices, parse_chat_completion
-from runner.config import Prices, validate
-from runner.engine import MalformedChunkError
-from runner.errors import ConfigError
-from runner.experiment import compose
-from runner.job import JobInfo, TranscriptWriteError, plan_job
-from runner.record import TokenUsage, cost_usd
-from runner.sweep import Executor
+import runner.core.batch as batch_module
+from runner.base.errors import ConfigError
+from runner.base.record import TokenUsage, cost_usd
+from runner.cli.experiment import compose
+from runner.core.batch import batch_prices, parse_chat_completion
+from runner.core.config import Prices, validate
+from runner.core.executor import Executor
+from runner.core.job import JobInfo, TranscriptWriteError, plan_job
+from runner.wire.completion import MalformedChunkError
 
 BATCH = ("batch=true", "batch_poll_s=0.01", "cache.enabled=false")
 # What differs between a streamed record and a batch one for the same call.
@@ -271,7 +271,7 @@ def test_each_turn_goes_in_a_round_after_the_answers_before_it(
     job: Job, fake_server: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_server.batch_polls = 1
-    with caplog.at_level(logging.INFO, logger="runner.batch"):
+    with caplog.at_level(logging.INFO, logger="runner.core.batch"):
         rows = job(*BATCH, "questions=math_chat")
     polls = [m.partition(": ")[2] for m in caplog.messages if "requests answered" in m]
     assert polls == [

@@ -14,10 +14,10 @@ import pytest
 from conftest import FAKE_KEY, cli_env
 from fake_openai import ANSWER_PREFIX, Behaviour, FakeOpenAIServer
 
-import runner.display as display_module
-from runner.chat import ChatSession, ChatTurn
-from runner.config import ModelPreset, SamplingPreset
-from runner.errors import ConfigError, CredentialsError
+import runner.core.display as display_module
+from runner.base.errors import ConfigError, CredentialsError
+from runner.core.chat import ChatSession, ChatTurn
+from runner.core.config import ModelPreset, SamplingPreset
 
 FAST_RETRY = ["retry.max_attempts=3", "retry.initial_backoff_s=0.01", "retry.max_backoff_s=0.02"]
 
@@ -234,8 +234,8 @@ def test_jupyter_updates_live_markdown(echo: ChatSession, jupyter: list[Any]) ->
 
 def test_jupyter_detection_needs_no_ipython() -> None:
     code = (
-        "import sys, runner, runner.display\n"
-        "assert not runner.display.in_jupyter()\n"
+        "import sys, runner, runner.core.display\n"
+        "assert not runner.core.display.in_jupyter()\n"
         "assert 'IPython' not in sys.modules, 'IPython was imported'\n"
     )
     done = subprocess.run(

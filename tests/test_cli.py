@@ -15,10 +15,10 @@ from conftest import FAKE_KEY, Cli, cli_env, fake_model, read_pty
 from fake_openai import free_port
 
 from runner import load_results
-from runner.config import CONF_DIR
-from runner.record import TranscriptRecord
-from runner.summary import describe_failures
-from runner.transcript import TranscriptWriter
+from runner.analysis.summary import describe_failures
+from runner.base.record import TranscriptRecord
+from runner.base.transcript import TranscriptWriter
+from runner.core.config import CONF_DIR
 
 pytestmark = pytest.mark.slow
 TRIVIA_CALLS = 10  # questions/data/trivia.jsonl: 8 questions and a 2-turn conversation
@@ -220,14 +220,14 @@ def test_a_failed_start_keeps_a_dir_that_holds_anything_else(cli: Cli) -> None:
     cli.run_dir = cli.tmp / "new"
     done = cli("hydra.job.name=mine")
     assert done.returncode == 2, done.stderr
-    assert not cli.run_dir.exists()  # what a start writes: .hydra/, mine.log, .runner.lock
+    assert not cli.run_dir.exists()  # what a start writes: .hydra/, mine.log, .runner.core.lock
     cli.run_dir.mkdir()
     (cli.run_dir / "notes.txt").write_text("mine\n")
     done = cli()
     assert done.returncode == 2, done.stderr
     assert sorted(p.name for p in cli.run_dir.iterdir()) == [
         ".hydra",
-        ".runner.lock",
+        ".runner.core.lock",
         "notes.txt",
         "runner.log",
     ]

@@ -8,7 +8,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 import hydra_plugins.runner_launcher.runner_launcher  # noqa: F401  (registers hydra/launcher=runner)
-from runner.config import (
+from runner.base.errors import ConfigError
+from runner.cli.init import STARTER
+from runner.core.config import (
     CONF_DIR,
     RunConfig,
     check_group_choices,
@@ -17,8 +19,6 @@ from runner.config import (
     sampling_params,
     validate,
 )
-from runner.errors import ConfigError
-from runner.init import STARTER
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "openai-models.csv"
 PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -266,7 +266,7 @@ def test_values_and_nested_presets_may_hold_paths() -> None:
 
 
 def test_a_preset_from_outside_the_tree_is_refused_before_it_is_read(tmp_path: Path) -> None:
-    from runner.experiment import compose
+    from runner.cli.experiment import compose
 
     outside = tmp_path / "outside.yaml"
     outside.write_text("name: outside\nmessage: read from outside the config tree\n")
@@ -290,8 +290,8 @@ def test_a_group_folder_makes_a_key_a_preset_choice(tmp_path: Path) -> None:
 def test_compose_and_chat_see_conf_in_the_working_directory_as_the_cli_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runner.chat import ChatSession
-    from runner.experiment import compose as compose_runner
+    from runner.cli.experiment import compose as compose_runner
+    from runner.core.chat import ChatSession
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="unknown system preset 'pirate'"):

@@ -24,7 +24,7 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
-from runner.echo import ECHO_BASE_URL, EchoTransport, echo_transport
+from runner.wire.echo import ECHO_BASE_URL, EchoTransport, echo_transport
 
 QUESTION = "what is the capital of France"
 WORDS = ["what ", "is ", "the ", "capital ", "of ", "France"]

@@ -11,14 +11,14 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from runner.engine import (
+from runner.base.record import TokenUsage
+from runner.wire.completion import (
     Completion,
     IncompleteStreamError,
     MalformedChunkError,
     Progress,
     stream_completion,
 )
-from runner.record import TokenUsage
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -19,16 +19,16 @@ import pytest
 from conftest import FAKE_KEY
 from fake_openai import Behaviour, FakeOpenAIServer, free_port
 
-import runner.gateway as gateway_module
-from runner.cache import ResponseCache
-from runner.config import ModelPreset, RetryPolicy
-from runner.errors import CredentialsError
-from runner.gateway import CallOutcome, Gateway
-from runner.limits import RateLimits
-from runner.record import AttemptError
-from runner.request import Request
-from runner.retry import backoff_s, classify, retry_after
-from runner.sweep import settled_heap
+import runner.wire.gateway as gateway_module
+from runner.base.errors import CredentialsError
+from runner.base.record import AttemptError
+from runner.core.config import ModelPreset, RetryPolicy
+from runner.core.executor import settled_heap
+from runner.wire.cache import ResponseCache
+from runner.wire.gateway import CallOutcome, Gateway
+from runner.wire.limits import RateLimits
+from runner.wire.request import Request
+from runner.wire.retry import backoff_s, classify, retry_after
 
 KEY_ENV = "RUNNER_TEST_KEY"
 MESSAGES = [

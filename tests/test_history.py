@@ -1,8 +1,8 @@
 import pytest
 
-from runner.errors import BudgetError
-from runner.history import build_prompt
-from runner.tokens import TokenCounter
+from runner.base.errors import BudgetError
+from runner.core.history import build_prompt
+from runner.wire.tokens import TokenCounter
 
 counter = TokenCounter("o200k_base")
 SYSTEM = "You are terse."

@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO, cli_env
 from packaging.requirements import Requirement
 
-from runner.config import CONF_DIR
+from runner.core.config import CONF_DIR
 
 PIRATE = "name: pirate\nmessage: Answer as a pirate would.\n"
 
@@ -165,7 +165,8 @@ def test_the_installed_runner_is_the_wheel_not_the_checkout(
     done = installed.run(
         tmp_path,
         "-c",
-        "import runner, runner.config as c, hydra_plugins.runner_searchpath.runner_searchpath as s;"
+        "import runner, runner.core.config as c;"
+        "import hydra_plugins.runner_searchpath.runner_searchpath as s;"
         "print(runner.__file__); print(c.CONF_DIR); print(s.__file__)",
     )
     assert done.returncode == 0, done.stderr

@@ -13,15 +13,15 @@ import pytest
 from conftest import Job, records
 from fake_openai import ANSWER_PREFIX, Behaviour, FakeOpenAIServer
 
-import runner.job as job_module
-import runner.transcript as transcript_module
-import runner.turn as turn_module
-from runner.config import validate
-from runner.errors import ConfigError
-from runner.experiment import compose, run_job
-from runner.job import TranscriptWriteError
-from runner.record import TokenUsage, cost_usd
-from runner.tokens import get_counter
+import runner.base.transcript as transcript_module
+import runner.core.job as job_module
+import runner.core.turn as turn_module
+from runner.base.errors import ConfigError
+from runner.base.record import TokenUsage, cost_usd
+from runner.cli.experiment import compose, run_job
+from runner.core.config import validate
+from runner.core.job import TranscriptWriteError
+from runner.wire.tokens import get_counter
 
 CAPITALS = {
     "france": "What is the capital of France?",

@@ -15,15 +15,15 @@ import pytest
 from conftest import FAKE_KEY, Cli, Job, cli_env, records
 from fake_openai import ANSWER_PREFIX, FakeOpenAIServer
 
-from runner.config import validate
-from runner.errors import ConfigError, CredentialsError
-from runner.experiment import compose, run_job
-from runner.judge import JudgePlan, judge_messages, parse_verdict, plan_judge, verdict_schema
-from runner.judgments import judge_costs, latest_judgments
-from runner.record import TokenUsage, cost_usd
-from runner.rejudge import rejudge
-from runner.results import load_results
-from runner.summary import format_table, summarize
+from runner.analysis.judgments import judge_costs, latest_judgments
+from runner.analysis.results import load_results
+from runner.analysis.summary import format_table, summarize
+from runner.base.errors import ConfigError, CredentialsError
+from runner.base.record import TokenUsage, cost_usd
+from runner.cli.experiment import compose, run_job
+from runner.core.config import validate
+from runner.core.judge import JudgePlan, judge_messages, parse_verdict, plan_judge, verdict_schema
+from runner.core.rejudge import rejudge
 
 CAPITALS = {
     "france": ("What is the capital of France?", "Paris"),

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import OutputLocked
-from runner.lock import LOCK_NAME, lock_dir, lock_transcript
+from runner.base.errors import OutputLocked
+from runner.core.lock import LOCK_NAME, lock_dir, lock_transcript
 
 pytestmark = pytest.mark.slow  # each test starts a Python process that imports runner
 
 HOLD = """
 import sys
 from pathlib import Path
-from runner.lock import lock_dir, lock_transcript
+from runner.core.lock import lock_dir, lock_transcript
 kind, path = sys.argv[1], Path(sys.argv[2])
 if kind == "bare":  # a flock with no pid written: the message cannot name the holder
     from filelock import FileLock
-    hold = FileLock(path / ".runner.lock")
+    hold = FileLock(path / ".runner.core.lock")
     hold.acquire()
 else:
     hold = (lock_dir if kind == "dir" else lock_transcript)(path)
@@ -33,8 +33,8 @@ sys.stdin.read()
 TRY = """
 import sys
 from pathlib import Path
-from runner.errors import OutputLocked
-from runner.lock import lock_dir, lock_transcript
+from runner.base.errors import OutputLocked
+from runner.core.lock import lock_dir, lock_transcript
 kind, path = sys.argv[1], Path(sys.argv[2])
 try:
     with (lock_dir if kind == "dir" else lock_transcript)(path):

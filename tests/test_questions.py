@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.config import CONF_DIR, QuestionItem, QuestionSet, TurnSpec
-from runner.errors import QuestionsError
-from runner.questions import Turn, load_conversations, resolve_path
+from runner.base.errors import QuestionsError
+from runner.core.config import CONF_DIR, QuestionItem, QuestionSet, TurnSpec
+from runner.core.questions import Turn, load_conversations, resolve_path
 
 
 def test_inline_single_questions_and_conversations() -> None:

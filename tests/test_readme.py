@@ -33,7 +33,7 @@ def test_ci_runs_the_readme_commands_verbatim() -> None:
 
 
 def test_the_install_section_runs_what_init_says_to_run_next() -> None:
-    from runner.init import NEXT_COMMAND
+    from runner.cli.init import NEXT_COMMAND
 
     block = re.search(r"## Install in your own project\n.*?```bash\n(.*?)```", README, re.S)
     assert block, "README lost its install block"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.config import Prices
-from runner.record import TokenUsage, cost_usd, split_usage
+from runner.base.record import TokenUsage, cost_usd, split_usage
+from runner.core.config import Prices
 
 
 def test_one_choice_keeps_the_calls_usage() -> None:

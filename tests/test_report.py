@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.config import QuestionItem, QuestionSet
-from runner.questions import load_conversations
-from runner.record import TokenUsage, TranscriptRecord
-from runner.report import REPORT_NAME, top_level_block, write_report
-from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter
+from runner.analysis.report import REPORT_NAME, top_level_block, write_report
+from runner.base.record import TokenUsage, TranscriptRecord
+from runner.base.transcript import TRANSCRIPT_NAME, TranscriptWriter
+from runner.core.config import QuestionItem, QuestionSet
+from runner.core.questions import load_conversations
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -522,7 +522,7 @@ def test_rows_follow_the_question_set_the_job_saved(tmp_path: Path) -> None:
 def test_the_question_block_of_a_saved_config_is_the_questions_node() -> None:
     from omegaconf import OmegaConf
 
-    from runner.experiment import compose
+    from runner.cli.experiment import compose
 
     config = compose(["questions=math_chat", "system.message='two\n\nlines: [not, a, key]'"])
     text = OmegaConf.to_yaml(config)  # as Hydra writes .hydra/config.yaml
@@ -990,17 +990,17 @@ def test_long_answers_and_questions_are_collapsed(tmp_path: Path) -> None:
 
 def with_statistics(monkeypatch: pytest.MonkeyPatch, **values: list[Any]) -> None:
     """Give each job's summary row the named fields (as a newer summary has them)."""
-    import runner.report
+    import runner.analysis.report
 
     def summarize(path: Path) -> list[Any]:
-        rows = runner.report.summarize.__wrapped__(path)  # type: ignore[attr-defined]
+        rows = runner.analysis.report.summarize.__wrapped__(path)  # type: ignore[attr-defined]
         for i, row in enumerate(rows):
             for name, per_job in values.items():
                 setattr(row, name, per_job[i])
         return rows
 
-    summarize.__wrapped__ = runner.report.summarize  # type: ignore[attr-defined]
-    monkeypatch.setattr(runner.report, "summarize", summarize)
+    summarize.__wrapped__ = runner.analysis.report.summarize  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner.analysis.report, "summarize", summarize)
 
 
 def test_interval_and_pass_at_k_show_when_the_summary_has_them(

@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from runner.errors import ResultsError
-from runner.record import CallError, TokenUsage, TranscriptRecord
-from runner.results import load_results
-from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter
+from runner.analysis.results import load_results
+from runner.base.errors import ResultsError
+from runner.base.record import CallError, TokenUsage, TranscriptRecord
+from runner.base.transcript import TRANSCRIPT_NAME, TranscriptWriter
 
 DATA = Path(__file__).parent / "data" / "results"
 START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
@@ -353,7 +353,7 @@ def test_torn_last_line_is_skipped_with_a_warning(
     path = run_dir / TRANSCRIPT_NAME
     with path.open("a", encoding="utf-8") as fh:
         fh.write('{"record_id": "9f2c", "job": null, "overrides": ["syst')
-    with caplog.at_level(logging.WARNING, logger="runner.transcript"):
+    with caplog.at_level(logging.WARNING, logger="runner.base.transcript"):
         df = load_results(run_dir)
     assert len(df) == 2
     assert f"{path}: skipping torn last line 3" in caplog.text
@@ -361,7 +361,7 @@ def test_torn_last_line_is_skipped_with_a_warning(
 
 def test_golden_interrupted_run(caplog: pytest.LogCaptureFixture) -> None:
     """A committed transcript of a run killed mid-write: two records and a torn third line."""
-    with caplog.at_level(logging.WARNING, logger="runner.transcript"):
+    with caplog.at_level(logging.WARNING, logger="runner.base.transcript"):
         df = load_results(DATA / "interrupted")
     assert df["conversation_id"].tolist() == ["france", "japan"]
     assert df["usage.total_tokens"].tolist() == [33, 34]
@@ -423,7 +423,7 @@ def test_empty_transcript_among_others_adds_no_rows(sweep_dir: Path) -> None:
 
 
 def test_importing_results_does_not_import_pandas() -> None:
-    code = "import sys, runner.results; sys.exit('pandas' in sys.modules)"
+    code = "import sys, runner.analysis.results; sys.exit('pandas' in sys.modules)"
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo, check=False).returncode == 0
 

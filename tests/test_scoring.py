@@ -1,8 +1,8 @@
 import pytest
 
-from runner.config import ScorerSpec
-from runner.scoring import check_scorer, score_answer
-from runner.tools import ToolCall, ToolResult
+from runner.core.config import ScorerSpec
+from runner.core.scoring import check_scorer, score_answer
+from runner.core.tools import ToolCall, ToolResult
 
 LOOSE = ScorerSpec(kind="exact")
 STRICT = ScorerSpec(kind="exact", ignore_case=False, normalize_whitespace=False)

@@ -10,7 +10,7 @@ import pytest
 from conftest import FAKE_KEY, REPO, Cli, cli_env, fake_model
 from fake_openai import FakeOpenAIServer, free_port
 
-from runner.lock import lock_transcript
+from runner.core.lock import lock_transcript
 
 pytestmark = pytest.mark.slow
 SUBMITIT = ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"]

@@ -11,15 +11,21 @@ from typing import Any
 import pytest
 from conftest import Job
 
-from runner.chat import ChatTurn
-from runner.config import validate
-from runner.errors import ConfigError
-from runner.experiment import compose, run_job
-from runner.record import CallError, TokenUsage
-from runner.results import load_results
-from runner.stats import Answer, bootstrap_interval, pass_at_k, score_answers, wilson_interval
-from runner.summary import format_table, summarize, write_summary
-from runner.transcript import TRANSCRIPT_NAME, TranscriptWriter
+from runner.analysis.results import load_results
+from runner.analysis.stats import (
+    Answer,
+    bootstrap_interval,
+    pass_at_k,
+    score_answers,
+    wilson_interval,
+)
+from runner.analysis.summary import format_table, summarize, write_summary
+from runner.base.errors import ConfigError
+from runner.base.record import CallError, TokenUsage
+from runner.base.transcript import TRANSCRIPT_NAME, TranscriptWriter
+from runner.cli.experiment import compose, run_job
+from runner.core.chat import ChatTurn
+from runner.core.config import validate
 
 
 def record(

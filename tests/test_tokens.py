@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from runner import tokens
-from runner.tokens import TokenCounter, count_tokens, encoding_for
+from runner.wire import tokens
+from runner.wire.tokens import TokenCounter, count_tokens, encoding_for
 
 # The OpenAI cookbook's example ("How to count tokens with tiktoken"): the API reported 129
 # prompt tokens for cl100k_base models and 124 for o200k_base models.
@@ -80,7 +80,7 @@ def test_missing_encoding_files_fall_back_to_an_estimate_and_warn_once(
         raise ConnectionError(f"no network for {url}")
 
     monkeypatch.setattr("tiktoken.load.read_file", offline)
-    with caplog.at_level(logging.WARNING, logger="runner.tokens"):
+    with caplog.at_level(logging.WARNING, logger="runner.wire.tokens"):
         first = TokenCounter("o200k_base")
         second = TokenCounter("o200k_base")
     assert first.method == second.method == tokens.APPROXIMATE

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 import runner
-from runner.config import FunctionTool, ResponseFormat, ToolSet, validate
-from runner.errors import ConfigError
+from runner.base.errors import ConfigError
+from runner.core.config import FunctionTool, ResponseFormat, ToolSet, validate
+from runner.core.structured import format_spec, load_schema
+from runner.core.tools import Toolbox, ToolCall, ToolResult
 from runner.example_tools import calculate
-from runner.schema import format_spec, load_schema
-from runner.tools import Toolbox, ToolCall, ToolResult
 
 CITY = {
     "type": "object",
@@ -147,8 +147,8 @@ def test_the_failing_tool_is_named_by_its_index() -> None:
     "path",
     [
         "runner.example_tools.calculate",
-        "runner.tools.Toolbox",  # a class is callable
-        "runner.tools.Toolbox.specs",  # an attribute of a class
+        "runner.core.tools.Toolbox",  # a class is callable
+        "runner.core.tools.Toolbox.specs",  # an attribute of a class
         "json.dumps",
         "os.path.join",  # a submodule reached as an attribute
         "runner.example_tools.nope",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from runner import transcript
-from runner.transcript import TranscriptWriter, read_records, repair
+from runner.base import transcript
+from runner.base.transcript import TranscriptWriter, read_records, repair
 
 SIZES = (300, 70 * 1024, 300 * 1024, 5_000)  # bytes of question text, in turn
 

@@ -44,8 +44,8 @@ from hydra_plugins.runner_launcher.job_setup import (
     task_config,
     task_view,
 )
-from runner.config import RunConfig
-from runner.errors import ConfigError, RunnerError
+from runner.base.errors import ConfigError, RunnerError
+from runner.core.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class RunnerLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from runner.lock import lock_dir
+        from runner.core.lock import lock_dir
 
         assert self.config is not None
         # The summary callback holds it already when configured (the lock is reentrant).
@@ -105,16 +105,16 @@ class RunnerLauncher(Launcher):
     def _launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from runner.config import validate
-        from runner.estimate import estimate_job, format_estimates, job_label
-        from runner.job import JobInfo, plan_job
-        from runner.sweep import (
+        from runner.core.config import validate
+        from runner.core.estimate import estimate_job, format_estimates, job_label
+        from runner.core.executor import (
             ActiveSweep,
             Executor,
             HydraGate,
             set_active_sweep,
             settled_heap,
         )
+        from runner.core.job import JobInfo, plan_job
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
@@ -251,7 +251,7 @@ class RunnerLauncher(Launcher):
         i: int,
         finished: Callable[[], None],
     ) -> None:
-        from runner.sweep import HydraGate
+        from runner.core.executor import HydraGate
 
         assert isinstance(gate, HydraGate)
         assert self.hydra_context is not None and self.task_function is not None
@@ -318,8 +318,8 @@ def _number(config: DictConfig, idx: int) -> None:
 def _check_job(config: DictConfig) -> JobCheck | None:
     """Validate and plan a job the sweeper composed to check it, as the launcher would; None
     for a dry run (its estimate is made from the job composed again)."""
-    from runner.config import validate
-    from runner.job import JobInfo, plan_job
+    from runner.core.config import validate
+    from runner.core.job import JobInfo, plan_job
 
     with task_view(config) as task:
         run = validate(task)
@@ -455,8 +455,8 @@ class SweepComposer:
                     check.config = cfg
                     if len(self.checked) % self.FREEZE_EVERY == 0:
                         # They live until their jobs run: out of the collector's sight (see
-                        # ``runner.sweep.settled_heap``, which gives them back), else each full
-                        # collection here walks all those kept so far (~0.6 s in 200 jobs).
+                        # ``runner.core.executor.settled_heap``, which gives them back), else each
+                        # full collection here walks all those kept so far (~0.6 s in 200 jobs).
                         gc.freeze()
                 if self.checked and not (keep and check.fixed):
                     check.run = None

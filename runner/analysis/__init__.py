@@ -1,0 +1,1 @@
+"""Analysis: reads records only (no Hydra, no OmegaConf, no openai SDK)."""
