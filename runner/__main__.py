@@ -1,3 +1,5 @@
+"""``python -m runner``: the command line (``runner.cli.main``)."""
+
 from runner.cli.main import main
 
 if __name__ == "__main__":

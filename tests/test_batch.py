@@ -23,12 +23,15 @@ from openai import OpenAI
 
 import runner.core.batch as batch_module
 from runner.base.errors import ConfigError
-from runner.base.record import TokenUsage, cost_usd
+from runner.base.record import TokenUsage
+from runner.base.schema import Prices
 from runner.cli.experiment import compose
-from runner.core.batch import batch_prices, parse_chat_completion
-from runner.core.config import Prices, validate
+from runner.core.costs import batch_prices, cost_usd
 from runner.core.executor import Executor
-from runner.core.job import JobInfo, TranscriptWriteError, plan_job
+from runner.core.job import TranscriptWriteError
+from runner.core.plan import JobInfo, plan_job
+from runner.core.validation import validate
+from runner.wire.chat_completions import parse_chat_completion
 from runner.wire.completion import MalformedChunkError
 
 BATCH = ("batch=true", "batch_poll_s=0.01", "cache.enabled=false")

@@ -16,8 +16,9 @@ from fake_openai import ANSWER_PREFIX, Behaviour, FakeOpenAIServer
 
 import runner.core.display as display_module
 from runner.base.errors import ConfigError, CredentialsError
-from runner.core.chat import ChatSession, ChatTurn
-from runner.core.config import ModelPreset, SamplingPreset
+from runner.base.schema import ModelPreset, SamplingPreset
+from runner.cli.chat import ChatSession
+from runner.core.chat import ChatTurn
 
 FAST_RETRY = ["retry.max_attempts=3", "retry.initial_backoff_s=0.01", "retry.max_backoff_s=0.02"]
 

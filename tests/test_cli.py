@@ -18,7 +18,7 @@ from runner import load_results
 from runner.analysis.summary import describe_failures
 from runner.base.record import TranscriptRecord
 from runner.base.transcript import TranscriptWriter
-from runner.core.config import CONF_DIR
+from runner.core.files import CONF_DIR
 
 pytestmark = pytest.mark.slow
 TRIVIA_CALLS = 10  # questions/data/trivia.jsonl: 8 questions and a 2-turn conversation
@@ -220,14 +220,14 @@ def test_a_failed_start_keeps_a_dir_that_holds_anything_else(cli: Cli) -> None:
     cli.run_dir = cli.tmp / "new"
     done = cli("hydra.job.name=mine")
     assert done.returncode == 2, done.stderr
-    assert not cli.run_dir.exists()  # what a start writes: .hydra/, mine.log, .runner.core.lock
+    assert not cli.run_dir.exists()  # what a start writes: .hydra/, mine.log, .runner.lock
     cli.run_dir.mkdir()
     (cli.run_dir / "notes.txt").write_text("mine\n")
     done = cli()
     assert done.returncode == 2, done.stderr
     assert sorted(p.name for p in cli.run_dir.iterdir()) == [
         ".hydra",
-        ".runner.core.lock",
+        ".runner.lock",
         "notes.txt",
         "runner.log",
     ]

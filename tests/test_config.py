@@ -9,16 +9,12 @@ from hydra.core.global_hydra import GlobalHydra
 
 import hydra_plugins.runner_launcher.runner_launcher  # noqa: F401  (registers hydra/launcher=runner)
 from runner.base.errors import ConfigError
+from runner.base.schema import RunConfig
+from runner.cli.hydra_setup import check_group_choices, register_schema
 from runner.cli.init import STARTER
-from runner.core.config import (
-    CONF_DIR,
-    RunConfig,
-    check_group_choices,
-    config_dirs,
-    register_schema,
-    sampling_params,
-    validate,
-)
+from runner.core.files import CONF_DIR, config_trees
+from runner.core.validation import validate
+from runner.wire.request import sampling_params
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "openai-models.csv"
 PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -290,15 +286,15 @@ def test_a_group_folder_makes_a_key_a_preset_choice(tmp_path: Path) -> None:
 def test_compose_and_chat_see_conf_in_the_working_directory_as_the_cli_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from runner.cli.chat import ChatSession
     from runner.cli.experiment import compose as compose_runner
-    from runner.core.chat import ChatSession
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="unknown system preset 'pirate'"):
         ChatSession(model="echo", system="pirate")
     (tmp_path / "conf" / "system").mkdir(parents=True)
     (tmp_path / "conf" / "system" / "pirate.yaml").write_text("name: pirate\nmessage: Arr.\n")
-    assert config_dirs() == [tmp_path / "conf", CONF_DIR]
+    assert config_trees() == [tmp_path / "conf", CONF_DIR]
     assert compose_runner(["system=pirate"]).system.message == "Arr."
     assert compose_runner().system.name == "helpful"  # the packaged defaults still apply
     with ChatSession(model="echo", system="pirate") as chat:

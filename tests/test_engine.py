@@ -12,13 +12,8 @@ import pytest
 from openai import AsyncOpenAI
 
 from runner.base.record import TokenUsage
-from runner.wire.completion import (
-    Completion,
-    IncompleteStreamError,
-    MalformedChunkError,
-    Progress,
-    stream_completion,
-)
+from runner.wire.chat_completions import stream_completion
+from runner.wire.completion import Completion, IncompleteStreamError, MalformedChunkError, Progress
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

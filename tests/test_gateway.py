@@ -22,7 +22,7 @@ from fake_openai import Behaviour, FakeOpenAIServer, free_port
 import runner.wire.gateway as gateway_module
 from runner.base.errors import CredentialsError
 from runner.base.record import AttemptError
-from runner.core.config import ModelPreset, RetryPolicy
+from runner.base.schema import ModelPreset, RetryPolicy
 from runner.core.executor import settled_heap
 from runner.wire.cache import ResponseCache
 from runner.wire.gateway import CallOutcome, Gateway

@@ -14,13 +14,14 @@ from conftest import Job, records
 from fake_openai import ANSWER_PREFIX, Behaviour, FakeOpenAIServer
 
 import runner.base.transcript as transcript_module
-import runner.core.job as job_module
+import runner.core.recorder as recorder_module
 import runner.core.turn as turn_module
 from runner.base.errors import ConfigError
-from runner.base.record import TokenUsage, cost_usd
+from runner.base.record import TokenUsage
 from runner.cli.experiment import compose, run_job
-from runner.core.config import validate
+from runner.core.costs import cost_usd
 from runner.core.job import TranscriptWriteError
+from runner.core.validation import validate
 from runner.wire.tokens import get_counter
 
 CAPITALS = {
@@ -259,14 +260,14 @@ def test_resume_with_another_config_refuses(job: Job, fake_server: FakeOpenAISer
 def test_a_scorer_bug_keeps_the_paid_answer_and_the_other_conversations(
     job: Job, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = job_module.score_answer
+    real = recorder_module.score_answer
 
     def flaky(answer: str | None, expected: str | None, *args: Any, **kwargs: Any) -> Any:
         if expected == "Ottawa":
             raise ZeroDivisionError("scorer bug")
         return real(answer, expected, *args, **kwargs)
 
-    monkeypatch.setattr(job_module, "score_answer", flaky)
+    monkeypatch.setattr(recorder_module, "score_answer", flaky)
     rows = job()
     assert len(rows) == 5
     (canada,) = [r for r in rows if r["conversation_id"] == "canada"]

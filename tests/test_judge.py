@@ -19,11 +19,12 @@ from runner.analysis.judgments import judge_costs, latest_judgments
 from runner.analysis.results import load_results
 from runner.analysis.summary import format_table, summarize
 from runner.base.errors import ConfigError, CredentialsError
-from runner.base.record import TokenUsage, cost_usd
+from runner.base.record import TokenUsage
 from runner.cli.experiment import compose, run_job
-from runner.core.config import validate
+from runner.cli.judge_command import rejudge
+from runner.core.costs import cost_usd
 from runner.core.judge import JudgePlan, judge_messages, parse_verdict, plan_judge, verdict_schema
-from runner.core.rejudge import rejudge
+from runner.core.validation import validate
 
 CAPITALS = {
     "france": ("What is the capital of France?", "Paris"),

@@ -21,7 +21,8 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict, rea
 
 from hydra_plugins.runner_launcher.job_setup import clone, plain, task_config
 from hydra_plugins.runner_launcher.runner_launcher import SweepComposer, _InFlight
-from runner.core.config import CONF_DIR, register_schema
+from runner.cli.hydra_setup import register_schema
+from runner.core.files import CONF_DIR
 
 MASTER = [
     "hydra.sweep.dir=/tmp/sweep",

@@ -21,7 +21,7 @@ from runner.core.lock import lock_dir, lock_transcript
 kind, path = sys.argv[1], Path(sys.argv[2])
 if kind == "bare":  # a flock with no pid written: the message cannot name the holder
     from filelock import FileLock
-    hold = FileLock(path / ".runner.core.lock")
+    hold = FileLock(path / ".runner.lock")
     hold.acquire()
 else:
     hold = (lock_dir if kind == "dir" else lock_transcript)(path)

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from runner.base.errors import QuestionsError
-from runner.core.config import CONF_DIR, QuestionItem, QuestionSet, TurnSpec
+from runner.base.schema import QuestionItem, QuestionSet, TurnSpec
+from runner.core.files import CONF_DIR
 from runner.core.questions import Turn, load_conversations, resolve_path
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runner.base.record import TokenUsage, cost_usd, split_usage
-from runner.core.config import Prices
+from runner.base.record import TokenUsage
+from runner.base.schema import Prices
+from runner.core.costs import cost_usd, split_usage
 
 
 def test_one_choice_keeps_the_calls_usage() -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from runner.analysis.report import REPORT_NAME, top_level_block, write_report
+from runner.analysis.report import REPORT_NAME, write_report
+from runner.base.jobfile import JobFacts, read_job_facts, write_job_facts
 from runner.base.record import TokenUsage, TranscriptRecord
+from runner.base.schema import QuestionItem, QuestionSet
 from runner.base.transcript import TRANSCRIPT_NAME, TranscriptWriter
-from runner.core.config import QuestionItem, QuestionSet
 from runner.core.questions import load_conversations
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,8 +103,8 @@ def make_record(**changes: Any) -> dict[str, Any]:
 
 
 def write_job(job_dir: Path, records: list[dict[str, Any]], overrides: list[str]) -> None:
-    (job_dir / ".hydra").mkdir(parents=True)
-    (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    job_dir.mkdir(parents=True)
+    write_job_facts(job_dir, JobFacts(None, overrides, 0.0, "demo"))
     with TranscriptWriter(job_dir / TRANSCRIPT_NAME) as writer:
         for record in records:
             writer.write(record)
@@ -492,9 +492,9 @@ def test_rows_keep_the_question_sets_order_with_turns_together(tmp_path: Path) -
     assert wheres[5] == "demo / q-1f00c0ffee · turn 1"
 
 
-def write_config(job_dir: Path, questions: dict[str, Any]) -> None:
-    """The config Hydra saves with a job, as far as the report reads it."""
-    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"questions": questions}))
+def write_facts(job_dir: Path, question_set: str, conversations: list[str]) -> None:
+    """The ``job.json`` a job writes as it starts, as far as the report reads it."""
+    write_job_facts(job_dir, JobFacts(None, [], 0.0, question_set, conversations))
 
 
 def test_rows_follow_the_question_set_the_job_saved(tmp_path: Path) -> None:
@@ -509,7 +509,7 @@ def test_rows_follow_the_question_set_the_job_saved(tmp_path: Path) -> None:
     order = [(derived[0].id, 1), ("alpha", 2), ("beta", 1), ("alpha", 1)]
     records = [make_record(conversation_id=c, turn=t, question=f"{c}/{t}") for c, t in order]
     write_job(tmp_path / "run", records, [])
-    write_config(tmp_path / "run", {"name": "demo", "items": items})
+    write_facts(tmp_path / "run", "demo", ["beta", "alpha", derived[0].id])
     _, rows = grid_parts(parse(write_report(tmp_path / "run")))
     assert [r.find("div", "q").text() for r in rows] == [
         "beta/1",
@@ -519,17 +519,20 @@ def test_rows_follow_the_question_set_the_job_saved(tmp_path: Path) -> None:
     ]
 
 
-def test_the_question_block_of_a_saved_config_is_the_questions_node() -> None:
-    from omegaconf import OmegaConf
+def test_a_job_writes_its_question_set_order_for_the_report(tmp_path: Path) -> None:
+    from runner.cli.experiment import run_job
 
-    from runner.cli.experiment import compose
-
-    config = compose(["questions=math_chat", "system.message='two\n\nlines: [not, a, key]'"])
-    text = OmegaConf.to_yaml(config)  # as Hydra writes .hydra/config.yaml
-    block = top_level_block(text, "questions")
-    assert block.startswith("questions:\n") and len(block) < len(text) / 2
-    assert yaml.safe_load(block) == {"questions": yaml.safe_load(text)["questions"]}
-    assert top_level_block("model: {}\n", "questions") == "model: {}\n"  # none: the whole text
+    run_job(["questions=math_chat", "failed_score=0.25", "cache.enabled=false"], tmp_path)
+    facts = read_job_facts(tmp_path)
+    assert facts is not None
+    assert (facts.question_set, facts.failed_score) == ("math_chat", 0.25)
+    assert facts.conversations == [
+        "times_then_add",
+        "divide_square_subtract",
+        "add_then_triple",
+        "nine_squared",
+    ]
+    assert facts.overrides == ["questions=math_chat", "failed_score=0.25"]
 
 
 def test_rows_follow_the_question_file(tmp_path: Path) -> None:
@@ -539,7 +542,8 @@ def test_rows_follow_the_question_file(tmp_path: Path) -> None:
     order = ["c2", "alpha", "zeta", "stale", "q-1f00c0ffee"]  # "stale": no longer in the file
     records = [make_record(conversation_id=c, question=f"{c}?") for c in order]
     write_job(tmp_path / "run", records, [])
-    write_config(tmp_path / "run", {"name": "demo", "path": str(path)})
+    asked = load_conversations(QuestionSet(name="demo", path=str(path)))
+    write_facts(tmp_path / "run", "demo", [c.id for c in asked])
     _, rows = grid_parts(parse(write_report(tmp_path / "run")))
     assert [r.find("div", "q").text() for r in rows] == [
         "zeta?",
@@ -548,8 +552,8 @@ def test_rows_follow_the_question_file(tmp_path: Path) -> None:
         "c2?",
         "stale?",
     ]
-    # a file since moved: the order the transcripts give
-    path.unlink()
+    # a job dir without its job.json: the order the transcripts give
+    (tmp_path / "run" / "job.json").unlink()
     _, rows = grid_parts(parse(write_report(tmp_path / "run")))
     assert [r.find("div", "q").text() for r in rows] == [f"{c}?" for c in order]
 

@@ -1,8 +1,9 @@
 import pytest
 
-from runner.core.config import ScorerSpec
+from runner.base.schema import ScorerSpec
 from runner.core.scoring import check_scorer, score_answer
-from runner.core.tools import ToolCall, ToolResult
+from runner.core.tools import ToolResult
+from runner.wire.completion import ToolCall
 
 LOOSE = ScorerSpec(kind="exact")
 STRICT = ScorerSpec(kind="exact", ignore_case=False, normalize_whitespace=False)

@@ -21,11 +21,12 @@ from runner.analysis.stats import (
 )
 from runner.analysis.summary import format_table, summarize, write_summary
 from runner.base.errors import ConfigError
+from runner.base.jobfile import JobFacts, write_job_facts
 from runner.base.record import CallError, TokenUsage
 from runner.base.transcript import TRANSCRIPT_NAME, TranscriptWriter
 from runner.cli.experiment import compose, run_job
 from runner.core.chat import ChatTurn
-from runner.core.config import validate
+from runner.core.validation import validate
 
 
 def record(
@@ -65,15 +66,17 @@ def record(
     }
 
 
-def write_job(directory: Path, records: list[dict[str, Any]], config: str | None = None) -> Path:
-    """A job dir: its transcript, and ``.hydra/config.yaml`` when ``config`` is given."""
+def write_job(
+    directory: Path, records: list[dict[str, Any]], failed_score: float | str | None = "none"
+) -> Path:
+    """A job dir: its transcript, and its ``job.json`` when ``failed_score`` is given."""
     directory.mkdir(parents=True, exist_ok=True)
     with TranscriptWriter(directory / TRANSCRIPT_NAME) as writer:
         for item in records:
             writer.write(item)
-    if config is not None:
-        (directory / ".hydra").mkdir(exist_ok=True)
-        (directory / ".hydra" / "config.yaml").write_text(config, encoding="utf-8")
+    if failed_score != "none":
+        assert not isinstance(failed_score, str)
+        write_job_facts(directory, JobFacts(None, [], failed_score, "demo"))
     return directory
 
 
@@ -100,7 +103,7 @@ def test_failed_answers_score_failed_score_and_tool_steps_do_not_count(tmp_path:
 
 
 def test_failed_score_null_leaves_failures_out(tmp_path: Path) -> None:
-    write_job(tmp_path, TOOL_LOOP, config="repeat: 1\nfailed_score: null\nprogress: true\n")
+    write_job(tmp_path, TOOL_LOOP, failed_score=None)
     (row,) = summarize(tmp_path)
     assert (row.scored, row.failed, row.failed_score) == (3, 0, None)
     assert row.mean_score == pytest.approx(2 / 3, abs=1e-4)
@@ -108,8 +111,8 @@ def test_failed_score_null_leaves_failures_out(tmp_path: Path) -> None:
 
 
 def test_each_job_reads_its_own_failed_score(tmp_path: Path) -> None:
-    write_job(tmp_path / "0", TOOL_LOOP, config="failed_score: 0.5\n")
-    write_job(tmp_path / "1", TOOL_LOOP)  # no .hydra/config.yaml: the default, 0.0
+    write_job(tmp_path / "0", TOOL_LOOP, failed_score=0.5)
+    write_job(tmp_path / "1", TOOL_LOOP)  # no job.json: the default, 0.0
     rows = summarize(tmp_path)
     assert [r.failed_score for r in rows] == [0.5, 0.0]
     assert [r.mean_score for r in rows] == [0.6, 0.4]

@@ -7,10 +7,12 @@ import pytest
 
 import runner
 from runner.base.errors import ConfigError
-from runner.core.config import FunctionTool, ResponseFormat, ToolSet, validate
+from runner.base.schema import FunctionTool, ResponseFormat, ToolSet
 from runner.core.structured import format_spec, load_schema
-from runner.core.tools import Toolbox, ToolCall, ToolResult
+from runner.core.tools import Toolbox, ToolResult
+from runner.core.validation import validate
 from runner.example_tools import calculate
+from runner.wire.completion import ToolCall
 
 CITY = {
     "type": "object",
@@ -399,7 +401,7 @@ def test_a_schema_file(tmp_path: Path) -> None:
     path = tmp_path / "city.json"
     path.write_text(json.dumps(CITY))
     fmt = ResponseFormat(type="json_schema", schema_path="city.json")
-    assert load_schema(fmt, lambda name: tmp_path / name) == CITY
+    assert load_schema(fmt, [tmp_path]) == CITY
     assert load_schema(ResponseFormat(type="json_schema", schema_path=str(path))) == CITY
 
 

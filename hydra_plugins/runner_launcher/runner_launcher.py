@@ -45,7 +45,7 @@ from hydra_plugins.runner_launcher.job_setup import (
     task_view,
 )
 from runner.base.errors import ConfigError, RunnerError
-from runner.core.config import RunConfig
+from runner.base.schema import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,12 @@ class RunnerLauncher(Launcher):
     def _launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from runner.core.config import validate
+        from runner.cli.hydra_setup import job_trees
+        from runner.cli.sweep import ActiveSweep, HydraGate, set_active_sweep
         from runner.core.estimate import estimate_job, format_estimates, job_label
-        from runner.core.executor import (
-            ActiveSweep,
-            Executor,
-            HydraGate,
-            set_active_sweep,
-            settled_heap,
-        )
-        from runner.core.job import JobInfo, plan_job
+        from runner.core.executor import Executor, settled_heap
+        from runner.core.plan import JobInfo, plan_job
+        from runner.core.validation import validate
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
@@ -135,9 +131,12 @@ class RunnerLauncher(Launcher):
             # every job is checked before any call: most were, as the sweeper checked them
             check = composer.checked.pop(tuple(overrides), None)
             if check is None or (settings is None and check.run is None):
-                run = validate(task_config(self._compose(overrides, idx)))
+                composed = self._compose(overrides, idx)
+                run = validate(task_config(composed))
                 check_credentials = not run.dry_run
-                plan = plan_job(run, JobInfo(output_dir=Path(".")), check_credentials)
+                trees = job_trees(composed)
+                plan = plan_job(run, JobInfo(output_dir=Path(".")), check_credentials, trees)
+                del composed
                 check = JobCheck(plan.calls, _sweep_wide(run), run)
                 if run.dry_run:  # counting every prompt's tokens is for the dry run's table
                     label = job_label(list(filter_overrides(overrides)), run.model.name)
@@ -251,7 +250,7 @@ class RunnerLauncher(Launcher):
         i: int,
         finished: Callable[[], None],
     ) -> None:
-        from runner.core.executor import HydraGate
+        from runner.cli.sweep import HydraGate
 
         assert isinstance(gate, HydraGate)
         assert self.hydra_context is not None and self.task_function is not None
@@ -318,8 +317,9 @@ def _number(config: DictConfig, idx: int) -> None:
 def _check_job(config: DictConfig) -> JobCheck | None:
     """Validate and plan a job the sweeper composed to check it, as the launcher would; None
     for a dry run (its estimate is made from the job composed again)."""
-    from runner.core.config import validate
-    from runner.core.job import JobInfo, plan_job
+    from runner.cli.hydra_setup import job_trees
+    from runner.core.plan import JobInfo, plan_job
+    from runner.core.validation import validate
 
     with task_view(config) as task:
         run = validate(task)
@@ -328,7 +328,7 @@ def _check_job(config: DictConfig) -> JobCheck | None:
         fixed = not _interpolates(plain(task))
     if run.dry_run:
         return None
-    plan = plan_job(run, JobInfo(output_dir=Path(".")))
+    plan = plan_job(run, JobInfo(output_dir=Path(".")), trees=job_trees(config))
     return JobCheck(plan.calls, _sweep_wide(run), run, fixed)
 
 

@@ -18,7 +18,7 @@ from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 PROVIDER = "runner-user-conf"
-USER_CONF = "conf"  # runner.core.config.USER_CONF
+USER_CONF = "conf"  # runner.core.files.USER_CONF
 
 
 class RunnerSearchPathPlugin(SearchPathPlugin):

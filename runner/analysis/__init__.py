@@ -1,1 +1,2 @@
-"""Analysis: reads records only (no Hydra, no OmegaConf, no openai SDK)."""
+"""Analysis: reads records only (no Hydra, no OmegaConf, no openai SDK). Totals, scores and
+their intervals, the summary, ``load_results`` (pandas) and the report."""

@@ -10,7 +10,6 @@ are untrusted) and long text is cut to its first lines, the rest shown on click.
 from __future__ import annotations
 
 import json
-import math
 import re
 import statistics
 from collections.abc import Iterable
@@ -20,6 +19,8 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
+
+from runner.analysis.totals import Totals, as_float
 
 # One short line without Markdown syntax reads the same as plain text, without the <p> margins.
 _PLAIN_MAX = 200
@@ -243,14 +244,15 @@ def _cell(calls: _Calls) -> _Cell:
     scores = [a.score for a in answers if a.score is not None]
     score = statistics.fmean(scores) if scores else None
     records = [r for steps in calls.values() for rs in steps.values() for r in rs[-1:]]
+    totals = Totals.of(records)
     return _Cell(
         answers=answers,
         score=score,
         score_text=number_text(score),
         score_class=_score_class(score),
         headline=_headline(answers, samples, choices),
-        tokens=_tokens_of(records),
-        cost=cost_text(_sum(r.get("cost_usd") for r in records)),
+        tokens=_tokens(totals),
+        cost=cost_text(totals.cost_usd),
     )
 
 
@@ -283,6 +285,7 @@ def _answer(steps: dict[int, list[dict[str, Any]]], label: str) -> _Answer:
     order = sorted(steps)
     final = steps[order[-1]][-1]  # a resumed run re-ran the call: the last record wins
     records = [steps[n][-1] for n in order]
+    totals = Totals.of(records)
     error_type, error_detail = _error(final.get("error"))
     score = as_float(final.get("score"))
     notes = []
@@ -293,7 +296,7 @@ def _answer(steps: dict[int, list[dict[str, Any]]], label: str) -> _Answer:
         notes.append(f"finish: {finish}")
     if records[0].get("dropped_messages"):
         notes.append(f"{records[0]['dropped_messages']} messages trimmed")
-    if any(_usage(r).get("source") == "estimate" for r in records):
+    if totals.estimated:
         notes.append("tokens estimated")
     if len(records) > 1:
         notes.append(f"{len(records)} calls")
@@ -308,9 +311,9 @@ def _answer(steps: dict[int, list[dict[str, Any]]], label: str) -> _Answer:
         score=score,
         score_text=number_text(score),
         score_class=_score_class(score),
-        tokens=_tokens_of(records),
-        latency=seconds_text(_sum(r.get("latency_s") for r in records)),
-        cost=cost_text(_sum(r.get("cost_usd") for r in records)),
+        tokens=_tokens(totals),
+        latency=seconds_text(totals.latency_s),
+        cost=cost_text(totals.cost_usd),
         notes=notes,
         tools=_tool_uses(records),
         history=_history(final.get("messages")),
@@ -327,18 +330,6 @@ def _error(error: Any) -> tuple[str | None, str | None]:
     if error:
         return "error", str(error)
     return None, None
-
-
-def _usage(record: dict[str, Any]) -> dict[str, Any]:
-    usage = record.get("usage")
-    return usage if isinstance(usage, dict) else {}
-
-
-def _tokens_of(records: list[dict[str, Any]]) -> str:
-    prompt = _sum_int(_usage(r).get("prompt_tokens") for r in records)
-    completion = _sum_int(_usage(r).get("completion_tokens") for r in records)
-    estimated = any(_usage(r).get("source") == "estimate" for r in records)
-    return _tokens(prompt, completion, estimated)
 
 
 def _tool_uses(records: list[dict[str, Any]]) -> list[_ToolUse]:
@@ -481,27 +472,12 @@ def _score_class(score: float | None) -> str:
     return "fail" if score <= 0 else "part"
 
 
-def as_float(value: Any) -> float | None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
-        return None
-    return float(value)
-
-
-def _sum(values: Any) -> float | None:
-    """The sum of the numbers among ``values``; None when there is none."""
-    numbers = [v for v in (as_float(x) for x in values) if v is not None]
-    return sum(numbers) if numbers else None
-
-
-def _sum_int(values: Any) -> int | None:
-    numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    return sum(numbers) if numbers else None
-
-
-def _tokens(prompt: Any, completion: Any, estimated: bool) -> str:
+def _tokens(totals: Totals) -> str:
+    """``20 → 5 tok`` (``≈`` when counted locally); empty when no record has a count."""
+    prompt, completion = totals.prompt_tokens, totals.completion_tokens
     if prompt is None and completion is None:
         return ""
-    return f"{'≈' if estimated else ''}{_int(prompt)} → {_int(completion)} tok"
+    return f"{'≈' if totals.estimated else ''}{_int(prompt)} → {_int(completion)} tok"
 
 
 def _int(value: Any) -> str:

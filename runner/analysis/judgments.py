@@ -1,5 +1,5 @@
-"""``judgments.jsonl``: the judge's verdicts on a job's answers, one line each, beside its
-transcript; and reading them back (the summary, ``load_results``, re-judging).
+"""Reading ``judgments.jsonl`` back: each judged record's latest verdict, the judge's costs, and
+the merge that gives records their judge's scores (the summary, ``load_results``, re-judging).
 
 A record is judged by ``record_id``; a record may have several judgments (another rubric,
 scale or judge model: another ``judge_key``; or a judge asked again), of which readers take
@@ -8,45 +8,12 @@ the last that succeeded. No network or SDK imports here: loading results stays c
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runner.base.errors import ResultsError
-from runner.base.record import CallError, TokenUsage
+from runner.base.judgment import JUDGMENTS_NAME
 from runner.base.transcript import read_records
-
-JUDGMENTS_NAME = "judgments.jsonl"
-
-
-@dataclass(kw_only=True)
-class Judgment:
-    """One verdict on one answer: a line of ``judgments.jsonl``."""
-
-    record_id: str
-    judge_key: str
-    judge: str
-    judge_model: str
-    base_url: str | None
-    offline: bool
-    scale: str
-    threshold: int | None
-    grade: int | None = None
-    score: float | None = None
-    passed: bool | None = None
-    reasoning: str | None = None
-    usage: TokenUsage = field(default_factory=lambda: TokenUsage(source="none"))
-    cost_usd: float | None = None
-    cached_cost_usd: float | None = None
-    latency_s: float | None = None
-    attempts: int = 0
-    cache_hit: bool = False
-    error: CallError | None = None
-    created_at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def job_judgments(job_dir: str | Path) -> list[dict[str, Any]]:

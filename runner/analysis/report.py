@@ -18,29 +18,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from runner.analysis.grid import Grid, as_float, cost_text, number_text, seconds_text
-from runner.analysis.results import parse_value
+from runner.analysis.grid import Grid, cost_text, number_text, seconds_text
+from runner.analysis.overrides import show, shown_overrides
 from runner.analysis.scatter import Datum, Scatter, plot
-from runner.analysis.summary import (
-    SAFE_LOADER,
-    JobSummary,
-    find_transcripts,
-    job_overrides,
-    summarize,
-)
-from runner.base.errors import RunnerError
-from runner.base.transcript import read_records
+from runner.analysis.summary import JobSummary, job_overrides, summarize
+from runner.analysis.totals import as_float
+from runner.base.jobfile import read_job_facts
+from runner.base.transcript import find_transcripts, read_records
 
 REPORT_NAME = "report.html"
 # Up to this many configurations every one is a column of the grid; beyond, the best
@@ -109,19 +102,18 @@ def write_report(path: Path, summaries: list[JobSummary] | None = None) -> Path:
     columns: list[_Column] = []
     grid = Grid(len(transcripts))
     asked: dict[str, list[str]] = {}
-    loaded: dict[str, tuple[str, list[str]] | None] = {}
     shared: dict[str, str] | None = None
     for index, (transcript, summary) in enumerate(zip(transcripts, summaries, strict=True)):
         records = list(read_records(transcript))
         first = records[0] if records else None
-        overrides = _overrides(job_overrides(transcript.parent, first))
+        facts = read_job_facts(transcript.parent)
+        overrides = shown_overrides(job_overrides(facts, first))
         column = _column(index, summary, first, transcript, out_dir, overrides, single)
         columns.append(column)
         shared = overrides if shared is None else _common(shared, overrides)
         column.answers = grid.add(index, records)
-        question_set = _asked(transcript.parent, loaded)
-        if question_set is not None:
-            asked.setdefault(*question_set)
+        if facts is not None:  # the job's question set, in its order
+            asked.setdefault(facts.question_set, facts.conversations)
     rows = grid.rows(asked)
     _rank(columns)
     heads = _totals(columns)
@@ -170,92 +162,6 @@ def _csp_hash(text: str) -> str:
 # --- configurations ----------------------------------------------------------------------------
 
 
-def _asked(
-    job_dir: Path, loaded: dict[str, tuple[str, list[str]] | None]
-) -> tuple[str, list[str]] | None:
-    """The job's question set: its name and conversation ids in order, read as the job read
-    them from the config Hydra saved; None when that cannot be done (a file since moved)."""
-    saved = job_dir / ".hydra" / "config.yaml"
-    try:
-        text = saved.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    block = top_level_block(text, "questions")
-    if block not in loaded:  # the jobs of a sweep mostly share one set: read it once
-        loaded[block] = _load_asked(block)
-    return loaded[block]
-
-
-def top_level_block(text: str, key: str) -> str:
-    """The lines of a top-level ``key`` of a YAML mapping as OmegaConf writes it (the key's
-    line and the indented or blank lines after it), or the whole text when it has no such
-    line. Jobs of a sweep differ elsewhere, so the block is what tells their sets apart."""
-    lines = text.splitlines(keepends=True)
-    head = f"{key}:"
-    for start, line in enumerate(lines):
-        if line.rstrip("\r\n") == head or line.startswith(head + " "):
-            end = start + 1
-            while end < len(lines) and (lines[end][:1] in (" ", "\t") or not lines[end].strip()):
-                end += 1
-            return "".join(lines[start:end])
-    return text
-
-
-def _load_asked(config: str) -> tuple[str, list[str]] | None:
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from runner.core.config import QuestionSet
-    from runner.core.questions import load_conversations
-
-    try:
-        node = (yaml.load(config, Loader=SAFE_LOADER) or {}).get("questions")
-        if not isinstance(node, dict):
-            return None
-        merged = OmegaConf.merge(OmegaConf.structured(QuestionSet), node)
-        question_set = OmegaConf.to_object(merged)
-        assert isinstance(question_set, QuestionSet)
-        conversations = load_conversations(question_set)
-    except (RunnerError, OmegaConfBaseException, OSError, yaml.YAMLError, AttributeError):
-        return None
-    return question_set.name, [c.id for c in conversations]
-
-
-@cache
-def _override_parser() -> Any:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def _overrides(texts: list[str]) -> dict[str, str]:
-    """A job's overrides as the user means them: key -> value without Hydra's quoting and
-    escapes (``'Be brief, please'`` and ``Be\\ brief\\,\\ please`` both read Be brief, please).
-    Keys are spelled as in ``JobSummary.swept``; deletions and Hydra's own keys are left out."""
-    shown: dict[str, str] = {}
-    for text in texts:
-        if text.startswith("~") or "=" not in text:
-            continue
-        key, _, raw = text.lstrip("+").partition("=")
-        if key.startswith(("hydra.", "hydra/")):
-            continue
-        shown[key] = _override_value(text, raw)
-    return shown
-
-
-@lru_cache(maxsize=4096)
-def _override_value(text: str, raw: str) -> str:
-    """The value of one override as shown: the jobs of a sweep share most of them."""
-    written = raw.strip()
-    value: Any = parse_value(written)  # summary.csv's reading of it, parsed once
-    if value == written and written[:1] in ("[", "{"):  # a list or dict, kept as written
-        try:
-            value = _override_parser().parse_override(text).value()
-        except Exception:  # Hydra's parser raises its own errors; the text as written will do
-            value = raw
-    return _value(value)
-
-
 def _common(shared: dict[str, str], mine: dict[str, str]) -> dict[str, str]:
     """The overrides of ``shared`` that ``mine`` has with the same value."""
     return {k: v for k, v in shared.items() if mine.get(k) == v}
@@ -271,7 +177,7 @@ def _column(
     single: bool,
 ) -> _Column:
     model = str((first or {}).get("model") or (first or {}).get("served_model") or "?")
-    values = {k: overrides.get(k, _value(v)) for k, v in summary.swept.items()}
+    values = {k: overrides.get(k, show(v)) for k, v in summary.swept.items()}
     parts = [f"{k}={v}" for k, v in values.items()]
     if single:
         parts = [model]
@@ -437,13 +343,3 @@ def _charts(columns: list[_Column]) -> list[tuple[str, str, Scatter | None, str]
 def _sort(value: Any) -> str:
     number = as_float(value)
     return "" if number is None else repr(number)
-
-
-def _value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)

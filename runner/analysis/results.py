@@ -1,32 +1,28 @@
 """Loading transcripts into one pandas DataFrame: a row per record, a column per swept key.
 
-Also what the summary shares with it: the parser of swept values (``parse_override``), the
-split of swept keys into varying and constant ones, and the hook that merges judgments.
-pandas (and Hydra's override parser) are imported where used, so importing this module
-stays cheap.
+Also what the summary shares with it: the split of swept keys into varying and constant
+ones. pandas is imported where used, so importing this module stays cheap; nothing here
+imports Hydra, OmegaConf or the openai SDK.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.analysis.judgments import merge_judgments
+from runner.analysis.overrides import config_label, parse_overrides
 from runner.analysis.stats import final_records, question_key
 from runner.base.errors import ResultsError
 from runner.base.record import CallError, TokenUsage, TranscriptRecord
-from runner.base.transcript import TRANSCRIPT_NAME, read_records
+from runner.base.transcript import TRANSCRIPT_NAME, find_transcripts, read_records
 
 if TYPE_CHECKING:
     import pandas as pd
-
-__all__ = ["load_results"]
 
 
 # Nested groups of a record, flattened one level into "<group>.<key>" columns. The known
@@ -186,33 +182,21 @@ def _find_transcripts(
     found: dict[Path, Path] = {}
     for item in given:
         path = Path(item)
-        if path.is_file():
-            files = [path]
-        elif path.is_dir():
-            files = sorted(path.rglob(TRANSCRIPT_NAME), key=lambda f: _natural_key(f, path))
-            files = [f for f in files if f.is_file()]
-            if not files:
-                raise ResultsError(
-                    f"{path}: no {TRANSCRIPT_NAME} in this directory or below it; runs write "
-                    f"{TRANSCRIPT_NAME} into their Hydra output dir (outputs/<date>/<time>/, "
-                    "or multirun/<date>/<time>/<job>/ for a sweep)"
-                )
-        else:
+        if not path.exists():
             raise ResultsError(
                 f"{path}: no such file or directory; pass a run dir, a sweep dir or a "
                 "transcript.jsonl"
             )
+        files = find_transcripts(path)
+        if not files:
+            raise ResultsError(
+                f"{path}: no {TRANSCRIPT_NAME} in this directory or below it; runs write "
+                f"{TRANSCRIPT_NAME} into their Hydra output dir (outputs/<date>/<time>/, "
+                "or multirun/<date>/<time>/<job>/ for a sweep)"
+            )
         for file in files:
             found.setdefault(file.resolve(), file)
     return list(found.values())
-
-
-def _natural_key(path: Path, root: Path) -> tuple[tuple[tuple[int, int | str], ...], ...]:
-    """Sort key of ``path`` under ``root`` comparing digit runs as numbers: 2/ before 10/."""
-    return tuple(
-        tuple((0, int(c)) if c.isdecimal() else (1, c) for c in re.split(r"(\d+)", part))
-        for part in path.relative_to(root).parts
-    )
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -284,64 +268,7 @@ def _parse_overrides(overrides: Any) -> dict[str, Any]:
     """The keys set by a job's Hydra override strings, with their typed values."""
     if not isinstance(overrides, list):
         return {}
-    return _parse_override_list(tuple(o for o in overrides if isinstance(o, str)))
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_override_list(overrides: tuple[str, ...]) -> dict[str, Any]:
-    # a sweep's records repeat a handful of override lists: parse each once
-    return dict(p for p in map(parse_override, overrides) if p is not None)
-
-
-def parse_override(text: str) -> tuple[str, Any] | None:
-    """``key=value`` as (key, typed value); None for ``~key`` deletions, Hydra's own keys
-    (``hydra.*``, ``hydra/*``) and text that sets nothing. The one parser of override
-    values, used by ``load_results``, ``summary.csv`` and the report; see ``parse_value``."""
-    text = text.strip()
-    if text.startswith("~") or "=" not in text:
-        return None
-    key, _, raw = text.lstrip("+").partition("=")
-    key = key.strip()
-    if not key or key == "hydra" or key.startswith(("hydra.", "hydra/")):
-        return None
-    return key, parse_value(raw.strip())
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_value(raw: str) -> Any:
-    """An override value typed as Hydra's override grammar types it: ``0.7``, ``1e-3``,
-    ``inf`` floats, ``1`` an int, ``true`` a bool, ``null`` None, ``key=`` the empty string;
-    anything else (``yes``, ``gpt-4.1``, ``2026-11-20``) the string. Lists, dicts and sweep
-    expressions stay as written: a swept value must be a hashable label."""
-    from hydra.errors import HydraException
-
-    try:
-        value = _override_parser().parse_override(f"key={raw}").value()
-    except HydraException:  # not in Hydra's grammar: Hydra would have refused the override
-        return raw
-    return value if value is None or isinstance(value, bool | int | float | str) else raw
-
-
-@functools.cache
-def _override_parser() -> Any:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def format_value(value: Any) -> str:
-    """A typed override value as Hydra would read it back: ``null``, ``true``, ``0.7``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def config_label(values: dict[str, Any]) -> str:
-    """``key=value`` pairs joined by spaces (``model=gpt-4.1 sampling.temperature=0.7``);
-    ``default`` when there are none."""
-    return " ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "default"
+    return parse_overrides(tuple(o for o in overrides if isinstance(o, str)))
 
 
 def split_swept(jobs: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:

@@ -9,37 +9,22 @@ the same figure a job returns to Hydra.
 from __future__ import annotations
 
 import csv
-import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runner.analysis.judgments import judge_costs, merge_judgments
-from runner.analysis.results import parse_override, split_swept
-from runner.analysis.stats import Answer, final_records, score_answers
-from runner.base.transcript import TRANSCRIPT_NAME, read_records
-from runner.core.config import RunConfig, experiment_overrides
-
-__all__ = [
-    "JobSummary",
-    "Outcome",
-    "describe_failures",
-    "find_transcripts",
-    "format_table",
-    "job_failed_score",
-    "job_overrides",
-    "outcome",
-    "parse_override",
-    "summarize",
-    "write_summary",
-]
+from runner.analysis.results import parse_overrides, split_swept
+from runner.analysis.stats import score_answers
+from runner.analysis.totals import Totals
+from runner.base.jobfile import JobFacts, read_job_facts
+from runner.base.schema import RunConfig
+from runner.base.transcript import find_transcripts, read_records
 
 SUMMARY_NAME = "summary.csv"
-# for a job dir without its config (a transcript copied elsewhere, a run from before the key)
+# for a job dir without its job.json (a transcript copied elsewhere, a run from before it)
 DEFAULT_FAILED_SCORE: float | None = RunConfig.failed_score
 # Errors whose fix is on the user's side of the wire, with that fix.
 _FIXES = {
@@ -49,10 +34,6 @@ _FIXES = {
     "PermissionDeniedError": "check that the API key may use this model",
     "NotFoundError": "check model.name and model.base_url",
 }
-# PyYAML's safe loader on libyaml, where PyYAML was built with it (~10x faster): a sweep's
-# summary and report read each job's .hydra files.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_FAILED_SCORE_LINE = re.compile(r"^failed_score:(.*)$", re.MULTILINE)
 
 
 @dataclass
@@ -83,41 +64,12 @@ class JobSummary:
     agreement: float | None = None  # blank when no question has two answers
 
 
-def find_transcripts(path: Path) -> list[Path]:
-    """Transcripts under a run or sweep dir, jobs in natural order (2 before 10)."""
-    if path.is_file():
-        return [path]
-    found = list(path.rglob(TRANSCRIPT_NAME))
-    return sorted(
-        found,
-        key=lambda p: [
-            int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p.relative_to(path)))
-        ],
-    )
-
-
-def job_overrides(job_dir: Path, first_record: dict[str, Any] | None) -> list[str]:
-    """The job's Hydra overrides: from ``.hydra/overrides.yaml``, else from its records."""
-    saved = job_dir / ".hydra" / "overrides.yaml"
-    if saved.exists():
-        listed = yaml.load(saved.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or []
-        return experiment_overrides([str(o) for o in listed])
-    return list(first_record.get("overrides") or []) if first_record else []
-
-
-def job_failed_score(job_dir: Path, default: float | None = DEFAULT_FAILED_SCORE) -> float | None:
-    """The job's ``failed_score``, from the config Hydra saved in ``.hydra/config.yaml``;
-    ``default`` when the job dir has none (a transcript copied elsewhere, an older run)."""
-    saved = job_dir / ".hydra" / "config.yaml"
-    try:
-        text = saved.read_text(encoding="utf-8")
-    except OSError:
-        return default
-    # a top-level key sits at the start of a line: no need to parse the whole config
-    found = _FAILED_SCORE_LINE.search(text)
-    if found is None:
-        return default
-    return _as_failed_score(yaml.load(found.group(1), Loader=SAFE_LOADER))
+def job_overrides(facts: JobFacts | None, first_record: dict[str, Any] | None) -> list[str]:
+    """The job's overrides that shape its answers: from its ``job.json``, else its records."""
+    if facts is not None:
+        return list(facts.overrides)
+    overrides = first_record.get("overrides") if first_record else None
+    return [str(o) for o in overrides] if isinstance(overrides, list) else []
 
 
 def _as_failed_score(value: Any) -> float | None:
@@ -127,17 +79,18 @@ def _as_failed_score(value: Any) -> float | None:
 def summarize(path: Path, failed_score: float | None = DEFAULT_FAILED_SCORE) -> list[JobSummary]:
     """One summary per transcript under ``path``; ``swept`` holds the keys that differ (every
     key a single job sets). Each job's failed answers score its own ``failed_score``: from
-    its ``.hydra/config.yaml``, else from its overrides, else the ``failed_score`` given."""
+    its ``job.json``, else from its overrides, else the ``failed_score`` given."""
     rows: list[JobSummary] = []
     overrides: list[dict[str, Any]] = []
     for transcript in find_transcripts(path):
         records = merge_judgments(list(read_records(transcript)), transcript.parent)
+        facts = read_job_facts(transcript.parent)
         first = records[0] if records else None
-        pairs = [parse_override(o) for o in job_overrides(transcript.parent, first)]
-        overrides.append(dict(p for p in pairs if p is not None))
-        # a job run from Python has no .hydra/: an override in its records still says
-        given = _as_failed_score(overrides[-1].get("failed_score", failed_score))
-        rule = job_failed_score(transcript.parent, given)
+        overrides.append(parse_overrides(job_overrides(facts, first)))
+        if facts is not None:
+            rule = facts.failed_score
+        else:  # a job run from Python has no job.json: an override in its records still says
+            rule = _as_failed_score(overrides[-1].get("failed_score", failed_score))
         rows.append(_summarize_job(transcript.parent, records, rule))
     varying, constant = split_swept(overrides)
     shown = varying if len(overrides) > 1 else [*varying, *constant]
@@ -150,23 +103,16 @@ def _summarize_job(
     job_dir: Path, records: list[dict[str, Any]], failed_score: float | None
 ) -> JobSummary:
     row = JobSummary(job_dir=str(job_dir), job=records[0].get("job") if records else None)
-    costs, latencies = [], []
-    for r in records:
-        row.calls += 1
-        row.errors += 1 if r.get("error") else 0
-        usage = r.get("usage") or {}
-        row.prompt_tokens += usage.get("prompt_tokens") or 0
-        row.completion_tokens += usage.get("completion_tokens") or 0
-        if r.get("cost_usd") is not None:
-            costs.append(r["cost_usd"])
-        if r.get("latency_s") is not None and not r.get("error") and not r.get("cache_hit"):
-            latencies.append(r["latency_s"])
+    totals = Totals.of(records)
+    row.calls, row.errors = totals.calls, totals.errors
+    row.prompt_tokens = totals.prompt_tokens or 0
+    row.completion_tokens = totals.completion_tokens or 0
+    row.cost_usd = None if totals.cost_usd is None else round(totals.cost_usd, 8)
     row.judge_cost_usd = judge_costs(job_dir)
-    row.cost_usd = round(sum(costs), 8) if costs else None
-    if latencies:
-        row.latency_p50_s = round(statistics.median(latencies), 4)
-        row.latency_p95_s = round(_percentile(latencies, 95), 4)
-    scores = score_answers([Answer.of(r) for r in final_records(records)], failed_score)
+    if totals.latencies:
+        row.latency_p50_s = round(statistics.median(totals.latencies), 4)
+        row.latency_p95_s = round(_percentile(totals.latencies, 95), 4)
+    scores = score_answers(totals.answers, failed_score)
     row.failed_score = failed_score
     row.scored, row.failed, row.k, row.ci_method = (
         scores.scored,

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from runner.core.config import Prices
 
 
 @dataclass
@@ -124,64 +121,3 @@ class TranscriptRecord:
 
 
 _FIELDS = dataclasses.fields(TranscriptRecord)
-
-
-def estimated_usage(
-    count_text: Callable[[str], int], prompt: int | None, answer: str
-) -> TokenUsage:
-    """Usage counted locally, for a server that reported none (``source`` says so)."""
-    completion = count_text(answer) if answer else 0
-    return TokenUsage(prompt, completion, (prompt or 0) + completion, None, None, "estimate")
-
-
-def split_usage(usage: TokenUsage, weights: list[int]) -> list[TokenUsage]:
-    """One call's usage shared among its ``n`` choices, so that each figure sums to the call's.
-
-    The prompt was sent (and billed) once: its tokens, cached ones included, go to the first
-    choice. Completion and reasoning tokens are shared in proportion to ``weights`` (each
-    choice's own token count), as whole numbers by the largest remainder.
-    """
-    if len(weights) <= 1:
-        return [usage]
-    source = "api_split" if usage.source == "api" else usage.source
-    shares = [TokenUsage(source=source) for _ in weights]
-    shares[0].prompt_tokens = usage.prompt_tokens
-    shares[0].cached_tokens = usage.cached_tokens
-    for i in range(1, len(shares)):
-        shares[i].prompt_tokens = 0 if usage.prompt_tokens is not None else None
-        shares[i].cached_tokens = 0 if usage.cached_tokens is not None else None
-    for name in ("completion_tokens", "reasoning_tokens"):
-        total = getattr(usage, name)
-        parts = _apportion(total, weights) if total is not None else [None] * len(weights)
-        for share, part in zip(shares, parts, strict=True):
-            setattr(share, name, part)
-    for share in shares:
-        if share.prompt_tokens is not None and share.completion_tokens is not None:
-            share.total_tokens = share.prompt_tokens + share.completion_tokens
-    return shares
-
-
-def _apportion(total: int, weights: list[int]) -> list[int]:
-    """``total`` split in proportion to ``weights`` (equally when they are all 0), summing to it."""
-    if sum(weights) <= 0:
-        weights = [1] * len(weights)
-    whole = sum(weights)
-    exact = [total * w / whole for w in weights]
-    parts = [int(x) for x in exact]
-    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - parts[i], reverse=True)
-    for i in by_remainder[: total - sum(parts)]:
-        parts[i] += 1
-    return parts
-
-
-def cost_usd(usage: TokenUsage, prices: Prices) -> float | None:
-    """Cost of one call from list prices (USD per 1M tokens); None when a price is unknown."""
-    if usage.prompt_tokens is None or usage.completion_tokens is None:
-        return None
-    if prices.input is None or prices.output is None:
-        return None
-    cached = usage.cached_tokens or 0
-    cached_price = prices.cached_input if prices.cached_input is not None else prices.input
-    fresh = max(usage.prompt_tokens - cached, 0)
-    total = fresh * prices.input + cached * cached_price + usage.completion_tokens * prices.output
-    return round(total / 1_000_000, 10)

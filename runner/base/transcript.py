@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,26 @@ class TranscriptWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def find_transcripts(path: Path) -> list[Path]:
+    """The transcripts of a run dir, a sweep dir or any directory below which runs wrote,
+    in natural order (job 2 before job 10), or ``[path]`` for a transcript file; ``[]`` when
+    there is none."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    found = [f for f in path.rglob(TRANSCRIPT_NAME) if f.is_file()]
+    return sorted(found, key=lambda f: _natural_key(f.relative_to(path)))
+
+
+def _natural_key(path: Path) -> tuple[tuple[tuple[int, int | str], ...], ...]:
+    """Sort key of a relative path comparing digit runs as numbers: 2/ before 10/."""
+    return tuple(
+        tuple((0, int(c)) if c.isdecimal() else (1, c) for c in re.split(r"(\d+)", part))
+        for part in path.parts
+    )
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:

@@ -26,15 +26,19 @@ from runner.analysis.summary import (
     write_summary,
 )
 from runner.base.errors import Abort, OutputLocked, RunnerError
+from runner.base.jobfile import JOB_FILE
+from runner.cli.hydra_setup import holds_interpolation, job_trees
 from runner.core.lock import LOCK_NAME, lock_dir
+from runner.core.plan import JobInfo, JobPlan, plan_job
+from runner.core.validation import validate
 
 log = logging.getLogger("runner")
 _last: Outcome | None = None
 
 # What a start writes into an output dir before the first record: Hydra's config copies, the
-# job's log file (named by hydra.job.name), the lock, and a sweep's multirun.yaml.
+# job's log file (named by hydra.job.name), the lock, a sweep's multirun.yaml and job.json.
 _HYDRA_FILES = frozenset({"config.yaml", "hydra.yaml", "overrides.yaml"})
-_START_FILES = frozenset({LOCK_NAME, "multirun.yaml"})
+_START_FILES = frozenset({LOCK_NAME, "multirun.yaml", JOB_FILE})
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class SummaryCallback(Callback):
         return (type(self), ())
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _use_search_path(config)
+        _set_hydra_config(config)
         _check_run(config)  # before anything is written: a bad start leaves no directory
         # before Hydra writes .hydra/ into the run dir: a second process must not overwrite it
         self._lock(Path(str(config.hydra.run.dir)), "hydra.run.dir", config)
@@ -77,7 +81,7 @@ class SummaryCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # The jobs' configs are checked by the launcher, which composes them (a job's values
         # are not known here); a sweep that fails there has its directory taken away again.
-        _use_search_path(config)
+        _set_hydra_config(config)
         self._lock(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir", config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -96,30 +100,41 @@ class SummaryCallback(Callback):
             _made.append(_Made(directory.absolute(), top, log_name))
 
 
-def _use_search_path(config: DictConfig) -> None:
-    """Make the search path Hydra composed with known to the checks that follow.
-
-    Question files resolve against the config trees (``runner.core.config.config_dirs``), read
-    from Hydra's config; Hydra sets it only as each job starts, after these checks.
-    """
+def _set_hydra_config(config: DictConfig) -> None:
+    """Set Hydra's config for the checks that follow, so that a ``${hydra:...}`` interpolation
+    resolves as the job's will (Hydra sets it only as each job starts, after these checks)."""
     from hydra.core.hydra_config import HydraConfig
 
     HydraConfig.instance().set_config(config)
 
 
-def _check_run(config: DictConfig) -> None:
-    """Check a single run's config, questions and credentials as its job will."""
-    from runner.core.config import validate
-    from runner.core.job import JobInfo, plan_job
+_checked: JobPlan | None = None
 
+
+def _check_run(config: DictConfig) -> None:
+    """Check a single run's config, questions and credentials as its job will, and keep the
+    plan for the job (``take_checked``) when its config holds no interpolation (one that
+    does may resolve otherwise as the job runs: the job plans it again)."""
+    global _checked
+    _checked = None
     task_cfg = copy.deepcopy(config)
     with read_write(task_cfg), open_dict(task_cfg):
         del task_cfg["hydra"]
     try:
         run = validate(task_cfg)
-        plan_job(run, JobInfo(output_dir=Path(".")), check_credentials=not run.dry_run)
+        trees = job_trees(config)
+        plan = plan_job(run, JobInfo(output_dir=Path(".")), not run.dry_run, trees)
     except RunnerError as exc:
         raise Abort(exc) from None
+    if not holds_interpolation(task_cfg):
+        _checked = plan
+
+
+def take_checked() -> JobPlan | None:
+    """The plan of the single run this process checked as it started, once."""
+    global _checked
+    plan, _checked = _checked, None
+    return plan
 
 
 def _first_missing(directory: Path) -> Path | None:
@@ -136,7 +151,7 @@ def discard_failed_start() -> list[Path]:
     """Remove the output dirs this process made for a run or sweep that failed to start.
 
     Only a directory holding nothing but what a start writes (``.hydra/``, the job's log
-    file, ``.runner.core.lock``, ``multirun.yaml``) goes, then the parents made for it while they
+    file, ``.runner.lock``, ``multirun.yaml``) goes, then the parents made for it while they
     are empty; a directory with anything else in it (a transcript) stays. Returns what was
     removed.
     """

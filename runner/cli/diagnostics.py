@@ -11,7 +11,7 @@ from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from runner.base.errors import RunnerError
-from runner.core.config import unknown_key_message
+from runner.core.validation import unknown_key_message
 
 _CONVERSION = re.compile(
     r"Value '(?P<value>.*)' of type '\w+' could not be converted to (?P<to>\w+)"

@@ -9,16 +9,14 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from runner.core.config import (
-    CONF_DIR,
-    RunConfig,
-    experiment_overrides,
-    register_resolvers,
-    register_schema,
-    validate,
-)
+from runner.analysis.overrides import experiment_overrides
+from runner.base.schema import RunConfig
+from runner.cli.hydra_setup import check_group_choices, register_resolvers, register_schema
 from runner.core.executor import Executor
-from runner.core.job import JobInfo, JobResult, plan_job
+from runner.core.files import CONF_DIR, config_trees
+from runner.core.job import JobResult
+from runner.core.plan import JobInfo, plan_job
+from runner.core.validation import validate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,11 +35,8 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    import hydra_plugins.runner_launcher.runner_launcher  # noqa: F401  (registers the launcher)
-    from runner.core.config import check_group_choices
-
     directory = Path(config_dir or CONF_DIR).resolve()
-    check_group_choices(overrides, None if config_dir is None else (directory,))
+    check_group_choices(overrides, config_trees() if config_dir is None else [directory])
     register_schema()
     register_resolvers()  # the packaged hydra/help names them
     GlobalHydra.instance().clear()

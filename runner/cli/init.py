@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner.base.errors import ConfigError
-from runner.core.config import USER_CONF
+from runner.core.files import USER_CONF
 
 STARTER = Path(__file__).resolve().parent.parent / "starter"
 NEXT_COMMAND = "python -m runner system=tutor questions=starter"

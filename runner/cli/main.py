@@ -16,18 +16,16 @@ from typing import NoReturn, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner.analysis.overrides import experiment_overrides
 from runner.base.errors import Abort, RunnerError
-from runner.core.config import (
-    CONF_DIR,
-    experiment_overrides,
-    register_resolvers,
-    register_schema,
-    user_conf_dir,
-    validate,
-)
+from runner.cli.hydra_setup import cli_trees, register_resolvers, register_schema, run_trees
+from runner.cli.sweep import active_sweep
 from runner.core.estimate import estimate_job, format_estimates, job_label
-from runner.core.executor import Executor, active_sweep
-from runner.core.job import JobInfo, JobResult, plan_job
+from runner.core.executor import Executor
+from runner.core.files import CONF_DIR
+from runner.core.job import JobResult
+from runner.core.plan import JobInfo, plan_job
+from runner.core.validation import validate
 
 log = logging.getLogger("runner")
 EXIT_USAGE = 2
@@ -40,6 +38,8 @@ def task(cfg: DictConfig) -> float | None:
     """Hydra's task function: one job. Returns the job's mean score (for optimizing sweepers)."""
     from hydra.core.hydra_config import HydraConfig
 
+    from runner.cli.callbacks import take_checked
+
     hydra_cfg = HydraConfig.get()
     info = JobInfo(
         output_dir=Path(hydra_cfg.runtime.output_dir),
@@ -49,8 +49,12 @@ def task(cfg: DictConfig) -> float | None:
     sweep = active_sweep()
     if sweep is None:
         try:
-            run = validate(cfg)
-            plan = plan_job(run, info, check_credentials=not run.dry_run)
+            plan = take_checked()  # the run's start planned it already
+            if plan is None:
+                run = validate(cfg)
+                plan = plan_job(run, info, not run.dry_run, run_trees(hydra_cfg))
+            plan = plan.placed(info)
+            run = plan.run
             if run.dry_run:
                 label = job_label(info.overrides, run.model.name)
                 print(format_estimates([estimate_job(plan, label)]), flush=True)
@@ -66,7 +70,7 @@ def task(cfg: DictConfig) -> float | None:
             _fail(str(exc))
     else:  # a job of a sweep under the runner launcher, which validated it already
         checked = sweep.checked.pop(info.job, None) if info.job is not None else None
-        plan = plan_job(checked or validate(cfg), info)
+        plan = plan_job(checked or validate(cfg), info, trees=run_trees(hydra_cfg))
         with sweep.gate.released():
             result = sweep.executor.run(plan)
     _report(plan.transcript, result)
@@ -86,15 +90,15 @@ def main() -> None:
         from runner.cli.init import main as init
 
         sys.exit(init(sys.argv[2:]))
-    if sys.argv[1:2] == ["judge"]:  # grade a finished run or sweep again (runner.core.rejudge)
-        from runner.core.rejudge import main as rejudge
+    if sys.argv[1:2] == ["judge"]:  # grade a finished run or sweep again
+        from runner.cli.judge_command import main as rejudge
 
         sys.exit(rejudge(sys.argv[2:]))
     global _cli_pid
     _cli_pid = os.getpid()
-    from runner.core import executor as sweep  # the module: this process ends with its run or sweep
+    from runner.core import executor  # the module: this process ends with its run or sweep
 
-    sweep.process_ends_with_sweep = True
+    executor.process_ends_with_sweep = True
     full_errors = bool(os.environ.get("HYDRA_FULL_ERROR"))
     # Hydra would print its own multi-line report; let errors reach us and say them in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -107,12 +111,12 @@ def main() -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from runner.cli.diagnostics import describe
-    from runner.core.config import check_group_choices
+    from runner.cli.hydra_setup import check_group_choices
 
     entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     try:
         args = get_args_parser().parse_args()
-        check_group_choices(args.overrides, _trees(args.config_dir, args.config_path))
+        check_group_choices(args.overrides, cli_trees(args.config_dir, args.config_path))
         entry()
     except (RunnerError, HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
         if full_errors:
@@ -137,16 +141,6 @@ def main() -> None:
             raise
         _fail(str(exc.error))
     _exit_if_all_failed()
-
-
-def _trees(config_dir: str | None, config_path: str | None) -> list[Path]:
-    """The config trees Hydra will search, the user's first (see
-    ``runner.core.config.config_dirs``)."""
-    trees = [Path(d) for d in (config_dir, config_path) if d]
-    if config_path is None:
-        user = user_conf_dir()
-        trees = ([user] if user else []) + trees + [CONF_DIR]
-    return trees
 
 
 def _exit_if_all_failed() -> None:

@@ -20,16 +20,15 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from omegaconf import DictConfig
 
 from runner.base.errors import ConfigError
-from runner.base.record import CallError, TokenUsage, cost_usd, estimated_usage
-from runner.core.config import (
+from runner.base.record import CallError, TokenUsage
+from runner.base.schema import (
     ModelPreset,
     Prices,
     QuestionSet,
@@ -37,19 +36,16 @@ from runner.core.config import (
     RunConfig,
     SamplingPreset,
     SystemPreset,
-    config_dirs,
-    token_budget,
-    validate,
 )
+from runner.core.costs import call_cost, estimated_usage
 from runner.core.display import NoView, View, make_view
-from runner.core.history import Exchange, Message, exchange
+from runner.core.history import Exchange, Message, exchange, token_budget
 from runner.core.turn import ConversationState, Step, TurnResult, TurnRunner, shape_for
-from runner.wire.gateway import Gateway, api_key_for, charged_usage
+from runner.core.validation import validate
+from runner.wire.gateway import Gateway, api_key_for
 from runner.wire.tokens import TokenCounter, encoding_for, get_counter
 
-__all__ = ["ChatSession", "ChatTurn"]
-
-SAVE_FORMAT = "runner.core.chat/1"
+SAVE_FORMAT = "runner.chat/1"
 
 
 @dataclass
@@ -140,56 +136,19 @@ class ChatTurn:
         return cls(**data)
 
 
-class ChatSession:
-    """A conversation with one model preset and one system message, streamed live.
+class Chat:
+    """A conversation with one model preset and one system message, streamed live: the
+    mechanics of ``ChatSession`` (``runner.cli.chat``), which composes its settings from
+    presets by name. Built from validated settings with ``from_config`` or ``load``.
 
-    ``model``, ``system`` and ``sampling`` name presets in the config trees (``./conf``, then
-    the packaged one: composed like ``python -m runner model=... system=... sampling=...
-    <overrides>`` run from the working directory), or are preset objects used as given.
-    ``system`` is always a preset name (or ``None`` for no system message); to send your own
-    text, pass ``system_message="..."``, which takes precedence.
-    ``overrides`` are Hydra override strings for anything else, e.g.
-    ``["model.base_url=http://localhost:11434/v1", "retry.max_attempts=3"]``.
-    ``max_history`` and ``token_budget``, when given, replace the config's values.
-
-    The config is validated once, here: sampling params the model rejects raise
-    ``ConfigError``, and a remote model whose API key variable is unset raises
+    The settings are validated once, as the session starts: sampling params the model
+    rejects raise ``ConfigError``, and a remote model whose API key variable is unset raises
     ``CredentialsError``. Close the session (``close()`` or a ``with`` block) to stop its
     event loop thread and HTTP clients.
-
-    Example::
-
-        chat = ChatSession(model="echo", system="concise")
-        chat.ask("What is 12 times 7?")
-        chat.ask("Now add 16 to that.")   # sent with the first exchange as history
-        chat.close()
     """
 
-    def __init__(
-        self,
-        model: str | ModelPreset = "echo",
-        system: str | SystemPreset | None = "helpful",
-        sampling: str | SamplingPreset = "default",
-        overrides: Sequence[str] = (),
-        *,
-        system_message: str | None = None,
-        max_history: int | None = None,
-        token_budget: int | None = None,
-    ) -> None:
-        named_system = None if system_message is not None else system
-        run = _compose_settings(model, named_system, sampling, overrides)
-        if system is None:
-            run.system = SystemPreset(name="none", message="")
-        if system_message is not None:
-            run.system = SystemPreset(name="custom", message=system_message)
-        if max_history is not None:
-            run.max_history = max_history
-        if token_budget is not None:
-            run.token_budget = token_budget
-        self._start(run)
-
     @classmethod
-    def from_config(cls, cfg: DictConfig | RunConfig) -> ChatSession:
+    def from_config(cls, cfg: DictConfig | RunConfig) -> Self:
         """A session from a composed config (``runner.cli.experiment.compose([...])``) or a
         ``RunConfig``: its model, system message, sampling, history, budget, retry and
         timeout settings (the question set is not used)."""
@@ -241,7 +200,7 @@ class ChatSession:
                 raise RuntimeError("this ChatSession is closed: start a new one")
             view = make_view() if show else NoView()
             turn = self._ask(question, view)
-            view.finish(turn)
+            view.finish(turn.answer, turn.footer)
             self._turns.append(turn)
             if turn.error is None and turn.answer is not None:
                 self._exchanges.append(exchange(question, turn.answer))
@@ -292,7 +251,7 @@ class ChatSession:
         prices = self._run.model.prices
         usage: TokenUsage | None = None
         cost: float | None = 0.0
-        for step in result.steps:
+        for step in result.steps:  # every call of the turn: tool rounds, and billed retries
             completion = step.outcome.completion
             spent = None
             if completion is not None:
@@ -300,14 +259,8 @@ class ChatSession:
                     self._counter.count_text, step.estimate, completion.answer
                 )
                 usage = spent if usage is None else _add(usage, spent)
-            retried = charged_usage(step.outcome, step.estimate, self._counter.count_text)
-            unknown = any(a.charged is None for a in step.outcome.attempt_errors)
-            if completion is None and retried is None and unknown:
-                cost = None  # an attempt may have been billed: nobody can say
-            for part in (spent, retried):
-                if part is not None and cost is not None:
-                    price = cost_usd(part, prices)
-                    cost = None if price is None else cost + price
+            charge = call_cost(step.outcome, spent, prices, step.estimate, self._counter.count_text)
+            cost = None if cost is None or charge.cost_usd is None else cost + charge.cost_usd
         completion = last.outcome.completion
         first = completion.choices[0] if completion is not None and completion.choices else None
         error = last.outcome.error or last.error
@@ -399,7 +352,7 @@ class ChatSession:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ChatSession:
+    def load(cls, path: str | os.PathLike[str]) -> Self:
         """Restore a session written by ``save``; the next ``ask`` sends the earlier exchanges.
 
         A remote model needs its API key in the environment again (``CredentialsError``).
@@ -451,7 +404,7 @@ class ChatSession:
         with self._lock:
             self._finalizer()
 
-    def __enter__(self) -> ChatSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -460,53 +413,9 @@ class ChatSession:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._turns)} turns"
         return (
-            f"<ChatSession model={self._run.model.name!r} system={self._run.system.name!r} {state}>"
+            f"<{type(self).__name__} model={self._run.model.name!r} "
+            f"system={self._run.system.name!r} {state}>"
         )
-
-
-# ---------------------------------------------------------------------- settings
-
-
-def _compose_settings(
-    model: str | ModelPreset,
-    system: str | SystemPreset | None,
-    sampling: str | SamplingPreset,
-    overrides: Sequence[str],
-) -> RunConfig:
-    """Compose the config trees with the named presets, then put in the preset objects given."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from runner.cli.diagnostics import describe
-    from runner.cli.experiment import compose
-
-    trees = config_dirs()
-    if isinstance(system, str) and not any(
-        (t / "system" / f"{system}.yaml").is_file() for t in trees
-    ):
-        names = ", ".join(sorted({p.stem for t in trees for p in (t / "system").glob("*.yaml")}))
-        raise ConfigError(
-            f"unknown system preset {system!r}: choose one of {names} (files in "
-            f"{', '.join(str(t / 'system') for t in trees)}), or pass your own text as "
-            "system_message='...'"
-        )
-    choices = [
-        f"model={model}" if isinstance(model, str) else None,
-        f"system={system}" if isinstance(system, str) else None,
-        f"sampling={sampling}" if isinstance(sampling, str) else None,
-    ]
-    try:
-        cfg = compose([c for c in choices if c] + list(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(describe(exc)) from None
-    run = validate(cfg)
-    if isinstance(model, ModelPreset):
-        run.model = model
-    if isinstance(system, SystemPreset):
-        run.system = system
-    if isinstance(sampling, SamplingPreset):
-        run.sampling = sampling
-    return run
 
 
 async def _make_gateway() -> Gateway:

@@ -5,22 +5,20 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import TYPE_CHECKING, Protocol, TextIO
-
-if TYPE_CHECKING:
-    from runner.core.chat import ChatTurn
+from typing import Protocol, TextIO
 
 UPDATE_INTERVAL_S = 0.05  # the fastest a live Markdown display is redrawn
 
 
 class View(Protocol):
-    """Where a streamed answer is shown: pieces as they come, a restart on retry, a footer."""
+    """Where a streamed answer is shown: pieces as they come, a restart on retry, and at the
+    end the answer (None when the turn failed) with its footer line."""
 
     def piece(self, text: str) -> None: ...
 
     def restart(self) -> None: ...
 
-    def finish(self, turn: ChatTurn) -> None: ...
+    def finish(self, answer: str | None, footer: str) -> None: ...
 
 
 class NoView:
@@ -32,7 +30,7 @@ class NoView:
     def restart(self) -> None:
         pass
 
-    def finish(self, turn: ChatTurn) -> None:
+    def finish(self, answer: str | None, footer: str) -> None:
         pass
 
 
@@ -53,8 +51,8 @@ class TextView:
         self.stream.flush()
         self.open_line = False
 
-    def finish(self, turn: ChatTurn) -> None:
-        self.stream.write(("\n" if self.open_line else "") + turn.footer + "\n")
+    def finish(self, answer: str | None, footer: str) -> None:
+        self.stream.write(("\n" if self.open_line else "") + footer + "\n")
         self.stream.flush()
         self.open_line = False
 
@@ -82,9 +80,9 @@ class MarkdownView:
         self.handle.update(self.markdown(""))
         self.shown_at = time.monotonic()
 
-    def finish(self, turn: ChatTurn) -> None:
-        footer = "_" + turn.footer.replace("$", r"\$") + "_"
-        body = turn.answer if turn.answer is not None else self.text
+    def finish(self, answer: str | None, footer: str) -> None:
+        footer = "_" + footer.replace("$", r"\$") + "_"
+        body = answer if answer is not None else self.text
         self.handle.update(self.markdown(f"{body}\n\n{footer}" if body else footer))
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.core.config import experiment_overrides
-from runner.core.job import JobPlan
+from runner.analysis.overrides import experiment_overrides
+from runner.base.record import TokenUsage
+from runner.core.costs import cost_usd
+from runner.core.plan import JobPlan
 
 
 @dataclass
@@ -48,10 +50,8 @@ def estimate_job(plan: JobPlan, label: str) -> Estimate:
     prompt_total *= run.repeat
     worst_prompt *= calls
     worst_completion *= calls * plan.choices
-    prices = run.model.prices
-    cost = None
-    if prices.input is not None and prices.output is not None:
-        cost = (worst_prompt * prices.input + worst_completion * prices.output) / 1_000_000
+    worst = TokenUsage(prompt_tokens=worst_prompt, completion_tokens=worst_completion)
+    cost = cost_usd(worst, run.model.prices)
     return Estimate(label, plan.calls, prompt_total, cost)
 
 

@@ -1,4 +1,6 @@
-"""Running jobs' calls in one event loop, on a thread of its own, under one shared Gateway.
+"""Running jobs: ``execute_job`` runs one job's plan (its lock, resume, judge, and its calls
+streamed or through the Batch API), and an ``Executor`` runs jobs' calls in one event loop,
+on a thread of its own, under one shared Gateway.
 
 A single run uses one ``Executor`` for its one job; the runner launcher uses one for a whole
 sweep, so every job shares the concurrency limit, rate limits, cache and progress line.
@@ -10,22 +12,103 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import gc
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runner.core.config import CacheSettings, RunConfig
-from runner.core.job import JobPlan, JobResult, execute_job
+from runner.base.jobfile import JobFacts, write_job_facts
+from runner.base.schema import CacheSettings
+from runner.core.batch import execute_batch
+from runner.core.job import JobResult, JobRunner, RecordSink, TranscriptWriteError, open_writer
+from runner.core.judge import judge_for_job
+from runner.core.lock import lock_transcript
+from runner.core.plan import JobPlan
 from runner.core.progress import Progress
+from runner.core.recorder import Recorder
+from runner.core.resume import FAILED_AGAIN, ask_again, failed_call, resume_records
 from runner.wire.cache import ResponseCache
 from runner.wire.gateway import Gateway
 
 # One line a request from the HTTP client drowns everything else in a sweep of thousands.
 logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None = None) -> JobResult:
+    """Ask every conversation of a plan; returns the job's totals. Records are on disk as made.
+
+    An unexpected exception in one conversation becomes its error record and the others go
+    on; only a transcript that cannot be written stops the job (``TranscriptWriteError``).
+    """
+    base_url = None
+    if plan.run.model.engine != "echo":
+        base_url = gateway.endpoint_for(plan.run.model)
+    with lock_transcript(plan.transcript):
+        _write_facts(plan)
+        if plan.run.batch:
+            return await execute_batch(plan, gateway, sink, base_url)
+        return await _execute_streamed(plan, gateway, sink, base_url)
+
+
+def _write_facts(plan: JobPlan) -> None:
+    facts = JobFacts(
+        job=plan.info.job,
+        overrides=list(plan.info.overrides),
+        failed_score=plan.run.failed_score,
+        question_set=plan.run.questions.name,
+        conversations=[c.id for c in plan.conversations],
+    )
+    try:
+        write_job_facts(plan.info.output_dir, facts)
+    except OSError as exc:
+        raise TranscriptWriteError(
+            f"cannot write into {plan.info.output_dir} ({exc.strerror or exc}): free some space "
+            "or choose another hydra.run.dir / hydra.sweep.dir"
+        ) from None
+
+
+async def _execute_streamed(
+    plan: JobPlan, gateway: Gateway, sink: RecordSink | None, base_url: str | None
+) -> JobResult:
+    done = resume_records(plan, base_url)
+    if plan.run.resume_failed:
+        done = ask_again(plan, done, failed_call, FAILED_AGAIN)
+    result = JobResult(failed_score=plan.run.failed_score)
+    judge = judge_for_job(
+        plan.judge,
+        plan.run,
+        plan.conversations,
+        gateway,
+        plan.info.output_dir,
+        result.judged,
+    )
+    # the judge's calls still out when the answers are done are waited for (cancelled on error)
+    async with judge or contextlib.nullcontext():
+        if judge is not None:  # answers a killed run wrote before their judge was asked
+            judge.submit(done.values())
+        with open_writer(plan.transcript) as writer:
+            runner = JobRunner(
+                plan, gateway, writer, result, done, Recorder(plan, base_url), sink, judge
+            )
+            # A fixed pool of workers takes conversations in turn: per-call state (prompts,
+            # retry state, coroutine frames) exists only for what is about to be sent, not
+            # for every call of a 20,000-call sweep at once.
+            pending = ((c, s) for s in range(plan.run.repeat) for c in plan.conversations)
+
+            async def worker() -> None:
+                for conversation, sample in pending:
+                    await runner.ask(conversation, sample)
+
+            workers = min(len(plan.conversations) * plan.run.repeat, 2 * gateway.concurrency)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(workers):
+                        group.create_task(worker())
+            except* TranscriptWriteError as failed:
+                raise failed.exceptions[0] from None
+    return result
 
 
 class Executor:
@@ -146,74 +229,3 @@ def settled_heap() -> Iterator[None]:
     finally:
         if not process_ends_with_sweep:
             gc.unfreeze()
-
-
-class HydraGate:
-    """Lets one job thread at a time run Hydra's own code (set-up, callbacks, clean-up), which
-    keeps global state; the jobs' calls run outside it, all at once.
-
-    Hydra's global state (its config singleton, the working directory, the log file) is the
-    last job's set-up by the time a job steps back in to finish. ``save_state`` is called as a
-    job steps out and returns what puts that job's state back as it steps in again.
-    """
-
-    def __init__(self, save_state: Callable[[], Callable[[], None]] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._save_state = save_state
-
-    def enter(self, ready: threading.Event | None = None) -> None:
-        self._lock.acquire()
-        self._local.held = True
-        if ready is not None:
-            self._local.ready = ready
-
-    def exit(self) -> None:
-        if getattr(self._local, "held", False):
-            self._local.held = False
-            self._lock.release()
-        ready = getattr(self._local, "ready", None)
-        if ready is not None:
-            ready.set()
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Run Hydra's code on this thread (composing a job) while no job runs its own."""
-        with self._lock:
-            yield
-
-    @contextlib.contextmanager
-    def released(self) -> Iterator[None]:
-        """Step out of Hydra's code while this job's calls run; step back in to finish."""
-        restore = self._save_state() if self._save_state is not None else None
-        self.exit()
-        try:
-            yield
-        finally:
-            self.enter()
-            if restore is not None:
-                restore()
-
-
-@dataclasses.dataclass
-class ActiveSweep:
-    """What a launcher set up for the sweep in progress: the executor its jobs' calls share,
-    the gate to Hydra's code, and the jobs it validated already whose config would validate
-    the same when they run (by job number; each taken once)."""
-
-    executor: Executor
-    gate: HydraGate
-    checked: dict[int, RunConfig] = dataclasses.field(default_factory=dict)
-
-
-_sweep: ActiveSweep | None = None
-
-
-def active_sweep() -> ActiveSweep | None:
-    """The sweep in progress under the runner launcher, if any."""
-    return _sweep
-
-
-def set_active_sweep(sweep: ActiveSweep | None) -> None:
-    global _sweep
-    _sweep = sweep

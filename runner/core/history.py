@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runner.base.errors import BudgetError
+from runner.base.errors import BudgetError, ConfigError
+from runner.base.schema import RunConfig
 from runner.wire.tokens import REPLY_PRIMING, TokenCounter
 
 Message = dict[str, str]
@@ -21,6 +22,23 @@ Exchange = tuple[Message, Message]
 def exchange(question: str, answer: str) -> Exchange:
     """One question and its answer, as the two messages history holds."""
     return ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
+
+
+def token_budget(run: RunConfig) -> tuple[int, int]:
+    """The prompt-plus-answer budget and the tokens reserved for the answer.
+
+    The budget is the context window, or ``token_budget`` when smaller; the reserve is
+    ``sampling.max_tokens``, else the model's max output. Raises ``ConfigError`` when the
+    reserve leaves no room for a prompt.
+    """
+    budget = min(run.token_budget or run.model.context_window, run.model.context_window)
+    reserved = run.sampling.max_tokens or run.model.max_output_tokens
+    if reserved >= budget:
+        raise ConfigError(
+            f"{reserved} tokens reserved for the answer leave no room for a prompt in a budget of "
+            f"{budget}: lower sampling.max_tokens or raise token_budget"
+        )
+    return budget, reserved
 
 
 @dataclass

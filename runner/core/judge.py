@@ -18,37 +18,38 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.analysis.judgments import JUDGMENTS_NAME, Judgment, latest_judgments
+from runner.analysis.judgments import latest_judgments
 from runner.base.errors import ConfigError, CredentialsError
-from runner.base.record import CallError, cost_usd, estimated_usage
-from runner.base.transcript import TranscriptWriter
-from runner.core.config import (
+from runner.base.judgment import JUDGMENTS_NAME, Judgment
+from runner.base.record import CallError
+from runner.base.schema import (
     RESPONSES_PARAMS,
     JudgeSettings,
     ModelPreset,
     ResponseFormat,
     RetryPolicy,
     RunConfig,
-    find_file,
-    judge_points,
 )
+from runner.base.transcript import TranscriptWriter
+from runner.core.costs import call_cost, estimated_usage
+from runner.core.files import config_trees, find_file
 from runner.core.questions import Conversation
+from runner.core.scoring import unfence
 from runner.core.structured import format_spec
-from runner.wire.gateway import Gateway, api_key_for, charged_usage
+from runner.core.validation import judge_points
+from runner.wire.gateway import Gateway, api_key_for
 from runner.wire.request import Shape
 from runner.wire.tokens import TokenCounter, encoding_for, get_counter
 
 log = logging.getLogger(__name__)
 
 JUDGE_SCORER = "judge"
-_FENCE = re.compile(r"\A\s*```[ \t]*(?:json)?[ \t]*\n(.*?)\n?[ \t]*```\s*\Z", re.DOTALL | re.I)
 _INSTRUCTIONS = (
     "You grade one answer to a question against a rubric. Judge the answer only by the "
     "rubric (and the expected answer, when one is given); do not answer the question "
@@ -81,8 +82,13 @@ class JudgePlan:
         return self.settings.threshold if self.points is not None else None
 
 
-def plan_judge(settings: JudgeSettings, check_credentials: bool = True) -> JudgePlan:
-    """The judge of ``settings``: its rubric read, its request shaped, its API key checked.
+def plan_judge(
+    settings: JudgeSettings,
+    check_credentials: bool = True,
+    trees: Sequence[Path] | None = None,
+) -> JudgePlan:
+    """The judge of ``settings``: its rubric read (a file found in ``trees``, as question
+    files are), its request shaped, its API key checked.
 
     Raises ``ConfigError`` (no model chosen, no rubric, a rubric file missing) or
     ``CredentialsError``, before any call.
@@ -101,7 +107,7 @@ def plan_judge(settings: JudgeSettings, check_credentials: bool = True) -> Judge
                 f"judge model {model.name} needs an API key: set the environment variable "
                 f"{model.api_key_env} (or judge offline with model@judge.model=echo)"
             ) from None
-    rubric = _rubric(settings)
+    rubric = _rubric(settings, trees)
     points = judge_points(settings.scale)
     schema = verdict_schema(points)
     fmt = ResponseFormat(type="json_schema", name="judgment", schema=schema, strict=True)
@@ -147,12 +153,15 @@ def _judged_turns(run: RunConfig, conversations: list[Conversation]) -> set[tupl
 
 
 def plan_job_judge(
-    run: RunConfig, conversations: list[Conversation], check_credentials: bool = True
+    run: RunConfig,
+    conversations: list[Conversation],
+    check_credentials: bool = True,
+    trees: Sequence[Path] | None = None,
 ) -> JudgePlan | None:
     """The judge of a job whose scorers use it (None when none does), checked before any call."""
     if not _judged_turns(run, conversations):
         return None
-    return plan_judge(run.judge, check_credentials)
+    return plan_judge(run.judge, check_credentials, trees)
 
 
 def judge_for_job(
@@ -178,9 +187,9 @@ def judge_for_job(
     )
 
 
-def _rubric(settings: JudgeSettings) -> str:
+def _rubric(settings: JudgeSettings, trees: Sequence[Path] | None) -> str:
     if settings.rubric_path:
-        path = resolve_rubric_path(settings.rubric_path)
+        path = resolve_rubric_path(settings.rubric_path, trees)
         try:
             text = path.read_bytes().decode("utf-8-sig")
         except OSError as exc:
@@ -201,10 +210,10 @@ def _rubric(settings: JudgeSettings) -> str:
     return text.strip()
 
 
-def resolve_rubric_path(path: str) -> Path:
+def resolve_rubric_path(path: str, trees: Sequence[Path] | None = None) -> Path:
     """A rubric file: absolute, or relative to the working directory, then to each config
-    tree, as question files are found."""
-    found, tried = find_file(path)
+    tree (``trees``, by default those of a run started here), as question files are found."""
+    found, tried = find_file(path, config_trees() if trees is None else trees)
     if found is None:
         raise ConfigError(
             f"judge.rubric_path={path!r} not found (looked in "
@@ -277,9 +286,8 @@ def _earlier_turns(messages: list[Any]) -> str:
 def parse_verdict(text: str, points: int | None) -> tuple[int | None, bool, str | None]:
     """``(grade, passed, reasoning)`` from the judge's answer, ``passed`` by the scale alone
     (the caller applies the threshold). Raises ValueError saying what is wrong with it."""
-    fenced = _FENCE.match(text)
     try:
-        value = json.loads(fenced.group(1) if fenced else text)
+        value = json.loads(unfence(text))
     except ValueError:
         raise ValueError(f"the judge's answer is not JSON: {_clip(text)!r}") from None
     if not isinstance(value, dict):
@@ -334,20 +342,15 @@ async def judge_answer(
         cache_hit=outcome.cache_hit,
         error=outcome.error,
     )
-    retried = charged_usage(outcome, estimate, plan.counter.count_text)
-    extra = (cost_usd(retried, model.prices) if retried is not None else 0.0) or 0.0
     completion = outcome.completion
-    if completion is None:  # nothing billed unless an attempt had started answering
-        unknown = any(a.charged is None for a in outcome.attempt_errors)
-        judgment.cost_usd = extra if retried is not None else (None if unknown else 0.0)
-    else:
+    usage = None
+    if completion is not None:
         text = completion.answer
         usage = completion.usage or estimated_usage(plan.counter.count_text, estimate, text)
         judgment.usage = usage
-        cost = cost_usd(usage, model.prices)
-        judgment.cost_usd = None if cost is None else round(cost + extra, 10)
-        if outcome.cache_hit:
-            judgment.cached_cost_usd, judgment.cost_usd = judgment.cost_usd, 0.0
+    charge = call_cost(outcome, usage, model.prices, estimate, plan.counter.count_text)
+    judgment.cost_usd, judgment.cached_cost_usd = charge.cost_usd, charge.cached_cost_usd
+    if completion is not None:
         choice = completion.choices[0] if completion.choices else None
         judgment.error = choice.error() if choice is not None else None
         if choice is None:

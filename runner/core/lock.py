@@ -20,7 +20,7 @@ from filelock import BaseFileLock, FileLock, Timeout
 
 from runner.base.errors import OutputLocked
 
-LOCK_NAME = ".runner.core.lock"
+LOCK_NAME = ".runner.lock"
 ANY_DIR = "hydra.run.dir / hydra.sweep.dir"
 
 
@@ -35,7 +35,7 @@ _guard = threading.Lock()
 
 
 def lock_dir(directory: Path, what: str = ANY_DIR) -> AbstractContextManager[None]:
-    """Hold ``<directory>/.runner.core.lock`` while the block runs (the directory is created).
+    """Hold ``<directory>/.runner.lock`` while the block runs (the directory is created).
 
     Raises ``OutputLocked`` at once if another process holds it; ``what`` is the setting the
     message tells the user to change. Reentrant within a process: the run's callback and the

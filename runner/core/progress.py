@@ -11,14 +11,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from runner.analysis.totals import Totals
+
 
 class Progress:
     """One bar for everything running in an event loop; silent when stderr is not a terminal."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self.errors = 0
-        self.tokens = 0
-        self.cost_usd = 0.0
+        self.totals = Totals(keep_text=False)  # of every record written so far
         # Some terminals (ptys, CI consoles) report a size of 0x0, and tqdm then draws nothing;
         # shutil falls back to 80x24 there.
         size = shutil.get_terminal_size()
@@ -40,16 +40,17 @@ class Progress:
         """A call's records were written (one per choice). The bar counts turns: a call of a
         tool loop that asks for tools adds its tokens and cost, and the turn counts when its
         last call is written."""
-        for record in records:
-            if record.get("error") is not None:
-                self.errors += 1
-            self.tokens += (record.get("usage") or {}).get("total_tokens") or 0
-            self.cost_usd += record.get("cost_usd") or 0.0
+        totals = self.totals
+        turns = totals.turns
+        totals.add(records)
+        totals.answers.clear()  # the line shows no score: nothing to keep
         self._bar.set_postfix_str(
-            f"errors={self.errors} tokens={self.tokens:,} cost=${self.cost_usd:.4f}", refresh=False
+            f"errors={totals.errors} tokens={totals.total_tokens or 0:,} "
+            f"cost=${totals.cost_usd or 0.0:.4f}",
+            refresh=False,
         )
-        if records and (records[0].get("error") or not records[0].get("tool_calls")):
-            self._bar.update(1)
+        if totals.turns > turns:
+            self._bar.update(totals.turns - turns)
         else:
             self._bar.refresh()
 

@@ -12,12 +12,14 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.base.errors import QuestionsError
-from runner.core.config import QuestionItem, QuestionSet, find_file
+from runner.base.schema import QuestionItem, QuestionSet
+from runner.core.files import config_trees, find_file
 
 _ITEM_KEYS = {"id", "question", "expected", "scorer", "turns"}
 _TURN_KEYS = {"question", "expected", "scorer"}
@@ -45,14 +47,17 @@ class Conversation:
     derived_id: bool = False
 
 
-def load_conversations(qset: QuestionSet) -> list[Conversation]:
-    """The conversations of a question set: its inline items, then its file's, ids unique."""
+def load_conversations(
+    qset: QuestionSet, trees: Sequence[Path] | None = None
+) -> list[Conversation]:
+    """The conversations of a question set: its inline items, then its file's (found as
+    ``resolve_path`` finds it), ids unique."""
     conversations = [
         _from_mapping(_item_mapping(item), f"questions.items[{i}]")
         for i, item in enumerate(qset.items)
     ]
     if qset.path:
-        conversations += _load_file(resolve_path(qset.path))
+        conversations += _load_file(resolve_path(qset.path, trees))
     if not conversations:
         raise QuestionsError(
             f"question set {qset.name!r} has no questions: add items or set questions.path"
@@ -72,11 +77,11 @@ def load_conversations(qset: QuestionSet) -> list[Conversation]:
     return conversations
 
 
-def resolve_path(path: str) -> Path:
+def resolve_path(path: str, trees: Sequence[Path] | None = None) -> Path:
     """A questions file: absolute, or relative to the working directory, then to each config
-    tree in search-path order (``./conf`` and other trees of the user's first, the packaged
-    tree last: see ``config_dirs``)."""
-    found, tried = find_file(path)
+    tree in search-path order (``trees``: the user's first, the packaged tree last; by default
+    those of a run started here, see ``runner.core.files.config_trees``)."""
+    found, tried = find_file(path, config_trees() if trees is None else trees)
     if found is None:
         raise QuestionsError(
             f"questions file {path} not found (looked in {', '.join(str(p) for p in tried)}): "

@@ -1,12 +1,7 @@
-"""``python -m runner judge DIR [overrides...] [--force]``: grade a finished run or sweep again.
-
-The judge settings are composed from the same config tree as a run (``judge=strict``,
-``judge.rubric=...``, ``model@judge.model=gpt-6-sol``, and the run-wide ``concurrency``,
-``timeout_s``, ``retry.*``, ``cache.*``, ``progress``). Every transcript under DIR is read,
-each final answer (the last call of a turn, without an error) that this judge has not judged
-yet is judged, and each verdict is appended to the job's ``judgments.jsonl`` as its call
-completes, so a killed re-judge resumes where it stopped; ``--force`` judges every answer
-again. The answering model is never called.
+"""Grading a finished run or sweep again with a judge, without the answering model: every final
+answer under a directory that this judge has not judged yet is judged, and each verdict is
+appended to the job's ``judgments.jsonl`` as its call completes (a killed re-judge resumes
+where it stopped).
 """
 
 from __future__ import annotations
@@ -15,37 +10,25 @@ import asyncio
 import contextlib
 import logging
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.analysis.judgments import JUDGMENTS_NAME, latest_judgments
-from runner.base.errors import ConfigError, ResultsError, RunnerError
-from runner.base.transcript import TRANSCRIPT_NAME, TranscriptWriter, read_records
-from runner.core.config import RunConfig, validate
+from runner.analysis.judgments import latest_judgments
+from runner.analysis.summary import SUMMARY_NAME, summarize, write_summary
+from runner.base.errors import ResultsError, RunnerError
+from runner.base.judgment import JUDGMENTS_NAME
+from runner.base.schema import RunConfig
+from runner.base.transcript import TRANSCRIPT_NAME, TranscriptWriter, find_transcripts, read_records
 from runner.core.judge import JudgePlan, is_final_answer, judge_answer, plan_judge
+from runner.core.lock import lock_transcript
+from runner.core.progress import Progress
+from runner.wire.cache import ResponseCache
+from runner.wire.gateway import Gateway
 
 log = logging.getLogger("runner")
-USAGE = (
-    "python -m runner judge DIR [judge=NAME] [judge.KEY=VALUE ...] "
-    "[model@judge.model=PRESET] [--force]"
-)
-HELP = """Grade the answers of a finished run or sweep again, without the answering model.
-
-Judge settings come from the config tree: judge=strict, judge.rubric='...',
-judge.rubric_path=FILE, judge.scale=1-5, judge.threshold=4, model@judge.model=gpt-6-sol
-(echo: offline), and concurrency, timeout_s, retry.*, cache.*, progress. Answers this
-judge (same rubric, scale, threshold and model) has judged already are kept; --force judges
-them again. Verdicts go to judgments.jsonl beside each transcript. --cfg job prints the
-judge settings and calls nothing. Exit status: 0, 2 for bad input, 3 if every judge call
-failed."""
-EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
-# What a re-judge may set: the judge, and how its calls go (never what the answers were).
-_RUN_KEYS = ("concurrency", "timeout_s", "retry", "cache", "progress")
-_KEYS = ("judge", "model@judge.model", *_RUN_KEYS)
 
 
 @dataclass
@@ -62,89 +45,18 @@ class JobRejudged:
     error_types: Counter[str] = field(default_factory=Counter)
 
 
-def main(argv: Sequence[str]) -> int:
-    """The ``judge`` subcommand; returns the exit status."""
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
-    if set(argv) & {"-h", "--help"}:
-        print(f"usage: {USAGE}\n\n{HELP}", flush=True)
-        return EXIT_OK
-    try:
-        path, overrides, force, show = _parse(argv)
-        if show:
-            from omegaconf import OmegaConf
+def rejudge_run(
+    path: Path, run: RunConfig, force: bool = False, trees: Sequence[Path] | None = None
+) -> list[JobRejudged]:
+    """Judge the final answers of every transcript under ``path`` with ``run.judge`` (its
+    rubric file found in ``trees``) that it has not judged yet (all of them with ``force``);
+    one row per job dir, and the run's or sweep's ``summary.csv`` written again.
 
-            from runner.cli.experiment import compose
-
-            print(OmegaConf.to_yaml(compose(overrides).judge), end="", flush=True)
-            return EXIT_OK
-        rows = rejudge(path, overrides, force)
-    except RunnerError as exc:
-        print(f"runner: error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(
-            "runner: interrupted: the judgments written so far are kept; run the same command "
-            "to finish",
-            file=sys.stderr,
-            flush=True,
-        )
-        return EXIT_INTERRUPTED
-    print(format_rejudged(path, rows), flush=True)
-    calls, failed = sum(r.judged for r in rows), sum(r.errors for r in rows)
-    if calls and failed == calls:
-        kinds: Counter[str] = sum((r.error_types for r in rows), Counter())
-        kind, count = kinds.most_common(1)[0]
-        print(
-            f"runner: error: all {calls} judge calls failed; most common: {kind} ({count}): see "
-            f"the error of each judgment in the {JUDGMENTS_NAME} files under {path}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return EXIT_ALL_FAILED
-    return EXIT_OK
-
-
-def _parse(argv: Sequence[str]) -> tuple[Path, list[str], bool, bool]:
-    """DIR, the overrides, ``--force`` and ``--cfg job`` (print the judge settings)."""
-    args = list(argv)
-    force = "--force" in args
-    args = [a for a in args if a != "--force"]
-    show = False
-    if "--cfg" in args:
-        at = args.index("--cfg")
-        if args[at + 1 : at + 2] != ["job"]:
-            raise ConfigError(f"judge takes --cfg job only: {USAGE}")
-        show = True
-        del args[at : at + 2]
-    flags = [a for a in args if a.startswith("-")]
-    if flags:
-        raise ConfigError(f"judge does not take {flags[0]}: {USAGE}")
-    if not args or "=" in args[0]:
-        raise ConfigError(f"judge needs the run or sweep dir to judge first: {USAGE}")
-    path, overrides = Path(args[0]), args[1:]
-    for text in overrides:
-        key = text.lstrip("+~").partition("=")[0]
-        if key not in _KEYS and key.partition(".")[0] not in _KEYS:
-            raise ConfigError(
-                f"judge takes the judge's settings, not {text}: the answers come from the "
-                "transcripts; set judge=..., judge.KEY=..., model@judge.model=..., or "
-                + ", ".join(f"{k}.*" if k in ("retry", "cache") else k for k in _RUN_KEYS)
-            )
-    return path, overrides, force, show
-
-
-def rejudge(path: Path, overrides: Sequence[str] = (), force: bool = False) -> list[JobRejudged]:
-    """Judge the final answers of every transcript under ``path`` that the judge composed from
-    ``overrides`` has not judged yet (all of them with ``force``); one row per job dir.
-
-    Raises ``RunnerError`` for bad settings, a missing judge API key, a path without
-    transcripts, a corrupt transcript or a job dir another process is writing.
+    Raises ``RunnerError`` for a missing judge API key, a path without transcripts, a
+    corrupt transcript or a job dir another process is writing.
     """
-    from runner.cli.experiment import compose
-
     transcripts = _transcripts(path)
-    run = validate(compose(list(overrides)))
-    plan = plan_judge(run.judge)
+    plan = plan_judge(run.judge, trees=trees)
     rows = asyncio.run(_rejudge(run, plan, transcripts, force))
     _refresh_summary(path)
     return rows
@@ -152,15 +64,11 @@ def rejudge(path: Path, overrides: Sequence[str] = (), force: bool = False) -> l
 
 def _refresh_summary(path: Path) -> None:
     """Rewrite the run's or sweep's ``summary.csv`` (its scores and judge costs), if it has one."""
-    from runner.analysis.summary import SUMMARY_NAME, summarize, write_summary
-
     if (path / SUMMARY_NAME).is_file():
         write_summary(path, summarize(path))
 
 
 def _transcripts(path: Path) -> list[Path]:
-    from runner.analysis.summary import find_transcripts
-
     if not path.exists():
         raise ResultsError(f"{path}: no such directory: pass a run dir or a sweep dir to judge")
     found = find_transcripts(path)
@@ -175,10 +83,6 @@ def _transcripts(path: Path) -> list[Path]:
 async def _rejudge(
     run: RunConfig, plan: JudgePlan, transcripts: list[Path], force: bool
 ) -> list[JobRejudged]:
-    from runner.core.lock import lock_transcript
-    from runner.core.progress import Progress
-    from runner.wire.cache import ResponseCache
-    from runner.wire.gateway import Gateway
 
     rows = [JobRejudged(t.parent) for t in transcripts]
     with contextlib.ExitStack() as stack:

@@ -18,9 +18,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from runner.core.config import ScorerSpec
+from runner.base.schema import ScorerSpec
 from runner.core.structured import conforms
-from runner.core.tools import ToolCall, ToolResult, parse_arguments
+from runner.core.tools import ToolResult, parse_arguments
+from runner.wire.completion import ToolCall
 
 SCORERS = ("exact", "contains", "regex", "numeric", "json", "tool_call", "judge")
 _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -113,10 +114,15 @@ def score_answer(
     raise ValueError(f"unknown scorer {kind!r}")
 
 
+def unfence(text: str) -> str:
+    """JSON text without the Markdown fence (```json ... ```) a model may wrap it in."""
+    fenced = _FENCE.match(text)
+    return fenced.group(1) if fenced else text
+
+
 def _score_json(answer: str, expected: str | None, schema: dict[str, Any] | None) -> float:
-    fenced = _FENCE.match(answer)
     try:
-        value = json.loads(fenced.group(1) if fenced else answer)
+        value = json.loads(unfence(answer))
     except ValueError:
         return 0.0
     if schema is not None and not conforms(value, schema):

@@ -12,21 +12,20 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from runner.base.errors import ConfigError
-from runner.core.config import APIS, ResponseFormat, find_file
+from runner.base.schema import APIS, ResponseFormat
+from runner.core.files import config_trees, find_file
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def load_schema(
-    fmt: ResponseFormat, resolve: Callable[[str], Path] | None = None
-) -> dict[str, Any] | None:
+def load_schema(fmt: ResponseFormat, trees: Sequence[Path] | None = None) -> dict[str, Any] | None:
     """The run's JSON schema: ``fmt.schema``, or the JSON file ``fmt.schema_path`` names
-    (found by ``resolve``; default ``resolve_schema_path``); None when it gives neither.
+    (found as ``resolve_schema_path`` finds it); None when it gives neither.
 
     Raises ``ConfigError`` naming the key or the file (and line) and the fix.
     """
@@ -38,7 +37,7 @@ def load_schema(
     if fmt.schema is not None:
         schema, where = copy.deepcopy(dict(fmt.schema)), "response_format.schema"
     elif fmt.schema_path is not None:
-        path = (resolve or resolve_schema_path)(fmt.schema_path)
+        path = resolve_schema_path(fmt.schema_path, trees)
         schema, where = _read_schema(path), str(path)
     else:
         return None
@@ -46,10 +45,10 @@ def load_schema(
     return schema
 
 
-def resolve_schema_path(path: str) -> Path:
+def resolve_schema_path(path: str, trees: Sequence[Path] | None = None) -> Path:
     """A schema file: absolute, or relative to the working directory, then to each config tree
-    (the user's first, the packaged one last), as question files are."""
-    found, tried = find_file(path)
+    (``trees``, by default those of a run started here), as question files are."""
+    found, tried = find_file(path, config_trees() if trees is None else trees)
     if found is None:
         raise ConfigError(
             f"response_format.schema_path={path!r} not found (looked in "

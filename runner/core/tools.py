@@ -22,18 +22,10 @@ from types import ModuleType
 from typing import Any
 
 from runner.base.errors import ConfigError
-from runner.core.config import APIS, FunctionTool, ToolSet
+from runner.base.schema import APIS, FunctionTool, ToolSet
+from runner.wire.completion import ToolCall
 
 TOOL_CHOICES = ("auto", "required", "none")
-
-
-@dataclass
-class ToolCall:
-    """One call the model asked for: its id, the function's name, and the raw JSON arguments."""
-
-    id: str
-    name: str
-    arguments: str
 
 
 @dataclass

@@ -3,7 +3,8 @@
 A job and a ``ChatSession`` ask every turn through ``TurnRunner``, so both send the same
 requests, run tools the same way and keep the server-side state the same way. Each call of
 the loop is a ``Step``, handed to ``on_step`` the moment it completes (a job writes its
-record then), before any tool it asks for runs.
+record then), before any tool it asks for runs. The calls go through a ``Transport``: the
+``Gateway`` (streamed), or a batch job's rounds, which the code here does not tell apart.
 """
 
 from __future__ import annotations
@@ -11,24 +12,52 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from runner.base.errors import BudgetError
 from runner.base.record import CallError
-from runner.core.config import RunConfig
+from runner.base.schema import ModelPreset, RetryPolicy, RunConfig
 from runner.core.history import Exchange, Prompt, build_prompt
 from runner.core.structured import format_spec, load_schema
 from runner.core.tools import Toolbox, ToolResult
-from runner.wire.gateway import CallOutcome, Gateway
+from runner.wire.gateway import CallOutcome
 from runner.wire.request import Request, Shape, tool_messages, wire_params
 from runner.wire.tokens import TokenCounter
 
 
-def shape_for(run: RunConfig) -> tuple[Shape, Toolbox, dict[str, Any] | None]:
+class Transport(Protocol):
+    """What asks a call: the ``Gateway``, or the rounds of a batch job (``runner.core.batch``).
+
+    ``call_id`` names the call (the record id of its first choice) for a transport that
+    keeps calls apart by name; ``complete`` never raises for a failed call.
+    """
+
+    async def complete(
+        self,
+        preset: ModelPreset,
+        request: Request,
+        estimated_tokens: int,
+        retry: RetryPolicy,
+        timeout_s: float,
+        on_delta: Callable[[str | None], None] | None = None,
+        use_cache: bool = True,
+        sample: int = 0,
+        call_id: str | None = None,
+    ) -> CallOutcome: ...
+
+    async def create_conversation(
+        self, preset: ModelPreset, retry: RetryPolicy, timeout_s: float
+    ) -> str | CallError: ...
+
+
+def shape_for(
+    run: RunConfig, trees: Sequence[Path] | None = None
+) -> tuple[Shape, Toolbox, dict[str, Any] | None]:
     """What every request of ``run`` shares, its tools (resolved: ``ConfigError`` for a tool
-    that cannot be imported) and its JSON schema (read from its file, if any)."""
+    that cannot be imported) and its JSON schema (read from its file, found in ``trees``)."""
     toolbox = Toolbox(run.tools)
-    schema = load_schema(run.response_format)
+    schema = load_schema(run.response_format, trees)
     shape = Shape(
         api=run.model.api,
         model=run.model.name,
@@ -99,7 +128,7 @@ class TurnRunner:
 
     def __init__(
         self,
-        gateway: Gateway,
+        transport: Transport,
         run: RunConfig,
         shape: Shape,
         toolbox: Toolbox,
@@ -107,7 +136,7 @@ class TurnRunner:
         budget: int,
         reserved: int,
     ) -> None:
-        self.gateway, self.run, self.shape, self.toolbox = gateway, run, shape, toolbox
+        self.transport, self.run, self.shape, self.toolbox = transport, run, shape, toolbox
         self.counter, self.budget, self.reserved = counter, budget, reserved
 
     @property
@@ -123,11 +152,13 @@ class TurnRunner:
         on_delta: Callable[[str | None], None] | None = None,
         first_step: int = 0,
         sample: int = 0,
+        call_ids: Callable[[int], str] | None = None,
     ) -> TurnResult:
         """Ask ``question`` after ``history`` (client state) or after what the server keeps.
 
-        ``state`` is updated as the server answers (the last response's id). Never raises for
-        API failures: a failed step is the last one, its outcome carries the error.
+        ``state`` is updated as the server answers (the last response's id); ``call_ids`` names
+        each step's call for the transport. Never raises for API failures: a failed step is
+        the last one, its outcome carries the error.
         """
         run = self.run
         try:
@@ -150,7 +181,7 @@ class TurnRunner:
         number = first_step
         while True:
             if state.mode == "conversation" and state.conversation is None:
-                made = await self.gateway.create_conversation(run.model, run.retry, run.timeout_s)
+                made = await self.transport.create_conversation(run.model, run.retry, run.timeout_s)
                 if isinstance(made, CallError):
                     return TurnResult(steps, all_results, made)
                 state.conversation = made
@@ -162,7 +193,7 @@ class TurnRunner:
                 conversation=state.conversation if state.mode == "conversation" else None,
             )
             estimate = self._estimate(messages, prompt if number == first_step else None)
-            outcome = await self.gateway.complete(
+            outcome = await self.transport.complete(
                 run.model,
                 request,
                 estimate + self.reserved,
@@ -171,6 +202,7 @@ class TurnRunner:
                 on_delta,
                 use_cache=not self.server_state,
                 sample=sample,
+                call_id=call_ids(number) if call_ids is not None else None,
             )
             sent_state = ConversationState(
                 state.mode, request.body.get("previous_response_id"), state.conversation

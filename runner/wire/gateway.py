@@ -27,10 +27,11 @@ from tenacity import (
 )
 
 from runner.base.errors import CredentialsError
-from runner.base.record import AttemptError, CallError, TokenUsage, estimated_usage
-from runner.core.config import ModelPreset, RetryPolicy
+from runner.base.record import AttemptError, CallError
+from runner.base.schema import ModelPreset, RetryPolicy
 from runner.wire.cache import ResponseCache, cache_key
-from runner.wire.completion import Completion, Progress, stream_completion, timeout_for
+from runner.wire.chat_completions import stream_completion
+from runner.wire.completion import Completion, Progress, timeout_for
 from runner.wire.echo import ECHO_BASE_URL, echo_transport
 from runner.wire.limits import RateLimits
 from runner.wire.request import Request, request_key
@@ -58,22 +59,7 @@ class CallOutcome:
     latency_s: float | None
     attempt_errors: list[AttemptError] = field(default_factory=list)
     charged: list[Progress] = field(default_factory=list)
-
-
-def charged_usage(
-    outcome: CallOutcome, prompt_tokens: int, count_text: Callable[[str], int]
-) -> TokenUsage | None:
-    """What the failed attempts the server billed had used (None when there were none): the
-    usage a broken stream reported, else the prompt and what had streamed by then (a lower
-    bound, ``source`` "estimate")."""
-    if not outcome.charged:
-        return None
-    prompt = completion = 0
-    for progress in outcome.charged:
-        usage = progress.usage or estimated_usage(count_text, prompt_tokens, "".join(progress.text))
-        prompt += usage.prompt_tokens or 0
-        completion += usage.completion_tokens or 0
-    return TokenUsage(prompt, completion, prompt + completion, None, None, "estimate")
+    batch_id: str | None = None  # the Batch API batch that answered it (batch=true)
 
 
 def api_key_for(preset: ModelPreset) -> str:
@@ -159,13 +145,15 @@ class Gateway:
         on_delta: Callable[[str | None], None] | None = None,
         use_cache: bool = True,
         sample: int = 0,
+        call_id: str | None = None,
     ) -> CallOutcome:
         """Answer from the cache, or call the API with retries; never raises for API failures.
 
         ``on_delta`` receives each streamed piece of the answer, and ``None`` when an attempt
         starts over (a retry), so a live display can clear what it showed. ``use_cache`` is
         false for requests whose answer the server must keep (server-side conversations);
-        ``sample`` (a repeat of the same request) has a cache entry of its own.
+        ``sample`` (a repeat of the same request) has a cache entry of its own. ``call_id``
+        (the call's record id) is for transports that name calls; a streamed call needs none.
         """
         key = None
         if self.cache is not None and use_cache:
@@ -330,6 +318,15 @@ class Gateway:
             return CallError("StreamError", f"creating the conversation gave no id: {made!r:.200}")
         return conversation
 
+    async def cached(self, key: str) -> Completion | None:
+        """The cached completion of ``key`` (``cache_key_for``), if the cache is on and has it."""
+        return None if self.cache is None else await self._cache_get(key)
+
+    async def remember(self, key: str, completion: Completion) -> None:
+        """Cache a finished completion under ``key`` (nothing when the cache is off)."""
+        if self.cache is not None and completion.cacheable:
+            await self._cache_put(key, completion.to_cache())
+
     async def _cache_get(self, key: str) -> Completion | None:
         assert self.cache is not None
         loop = asyncio.get_running_loop()
@@ -358,6 +355,10 @@ class Gateway:
                 type(exc).__name__,
                 exc,
             )
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every API key this gateway used replaced by ``***``."""
+        return self._scrub(text)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.core.config import RESPONSES_PARAMS, RunConfig, sampling_params
+from runner.base.schema import RESPONSES_PARAMS, SAMPLING_PARAMS, RunConfig
 
 CHAT_PATH = "/chat/completions"
 RESPONSES_PATH = "/responses"
@@ -83,6 +83,19 @@ class Shape:
         if conversation is not None:
             body["conversation"] = conversation
         return Request("responses", body)
+
+
+def sampling_params(run: RunConfig) -> dict[str, Any]:
+    """The sampling params exactly as they go on the wire (nulls left out, max_tokens renamed)."""
+    params: dict[str, Any] = {}
+    for name in SAMPLING_PARAMS:
+        value = getattr(run.sampling, name)
+        if value is None:
+            continue
+        if name == "max_tokens":
+            name = run.model.max_tokens_param
+        params[name] = list(value) if name == "stop" else value
+    return params
 
 
 def wire_params(run: RunConfig) -> dict[str, Any]:

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runner.base.record import TokenUsage
-from runner.core.tools import ToolCall
 from runner.wire.completion import (
     Choice,
     Completion,
     IncompleteStreamError,
     MalformedChunkError,
     Progress,
+    ToolCall,
     json_object,
     timeout_for,
     whole_number,
@@ -102,7 +102,7 @@ async def stream_response(
             elif kind in ("response.completed", "response.incomplete"):
                 final = json_object(event.get("response"), "response")
                 if final.get("usage") is not None:
-                    progress.usage = _usage(json_object(final["usage"], "usage"))
+                    progress.usage = responses_usage(json_object(final["usage"], "usage"))
             elif kind == "response.failed":
                 response = json_object(event.get("response") or {}, "response")
                 error = response.get("error") or {}
@@ -119,16 +119,18 @@ async def stream_response(
             "the stream ended without response.completed (the connection closed mid-answer "
             f"after {sum(len(t) for t in progress.text)} characters)"
         )
-    return _completion(final, rid, served, ttft, progress.usage)
+    return response_completion(final, rid, served, ttft, progress.usage)
 
 
-def _completion(
+def response_completion(
     response: dict[str, Any],
     rid: str | None,
     served: str | None,
     ttft: float | None,
     usage: TokenUsage | None,
 ) -> Completion:
+    """A Response object (the last event's, or a Batch API answer) as a ``Completion``: its
+    text, refusal and function calls, and why it stopped."""
     output = response.get("output") or []
     if not isinstance(output, list):
         raise MalformedChunkError(f"response.output is not a list: {output!r:.200}")
@@ -170,7 +172,8 @@ def _completion(
     )
 
 
-def _usage(raw: dict[str, Any]) -> TokenUsage:
+def responses_usage(raw: dict[str, Any]) -> TokenUsage:
+    """A Responses API ``usage`` object as the record's usage."""
     input_details = raw.get("input_tokens_details") or {}
     output_details = raw.get("output_tokens_details") or {}
     return TokenUsage(

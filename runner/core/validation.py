@@ -1,11 +1,9 @@
-"""Typed schema of the config tree, where the trees are, and the one-pass validation that
-turns a composed config into objects.
+"""Checking a composed config once and turning it into the schema's plain dataclasses.
 
-The dataclasses are registered in Hydra's ConfigStore (``register_schema``) so that every
-YAML file and every command-line override is type-checked as it is merged; ``validate``
-then checks what types cannot (ranges, params the model rejects) and returns a
-``RunConfig`` of plain dataclasses. Nothing here imports Hydra at module level, so the
-engine and notebooks can use the schema without it.
+``validate`` type-checks what Hydra merged (keys unknown to the schema, values of the wrong
+type) through OmegaConf, then checks what types cannot: ranges, params a model rejects, the
+API and conversation state, tools, batch and the judge. Every error names the key, the bad
+value and the fix.
 """
 
 from __future__ import annotations
@@ -17,341 +15,24 @@ import re
 import types
 import typing
 import urllib.parse
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.base.errors import ConfigError
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-"""The packaged config tree (``runner/conf``): the presets every install has."""
-
-USER_CONF = "conf"
-"""The user's own tree: ``./conf`` in the directory the runner starts in, searched before
-``CONF_DIR`` (the Hydra search-path plugin in ``hydra_plugins/runner_searchpath`` adds it)."""
-
-SAMPLING_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "stop",
-    "reasoning_effort",
-    "verbosity",
-    "n",
+from runner.base.schema import (
+    APIS,
+    BUILTIN_TOOLS,
+    CONVERSATION_STATES,
+    REASONING_EFFORTS,
+    RESPONSES_PARAMS,
+    SAMPLING_PARAMS,
+    TOOL_KINDS,
+    VERBOSITIES,
+    JudgeSettings,
+    RunConfig,
 )
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-VERBOSITIES = ("low", "medium", "high")
-APIS = ("chat", "responses")
-# Where a turn's earlier exchanges live: sent by the runner, or kept by the server.
-CONVERSATION_STATES = ("client", "previous_response_id", "conversation")
-# What a model may be offered: function tools, and the Responses API's built-in tools.
-TOOL_KINDS = ("function", "web_search", "file_search", "code_interpreter")
-BUILTIN_TOOLS = {"web_search": "web_search", "web_search_preview": "web_search"} | {
-    k: k for k in ("file_search", "code_interpreter")
-}
-# The sampling params the Responses API takes, by their dotted name there.
-RESPONSES_PARAMS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_tokens": "max_output_tokens",
-    "reasoning_effort": "reasoning.effort",
-    "verbosity": "text.verbosity",
-}
-
-# Keys that say how a run goes, not what it asks: left out of the overrides kept in records,
-# so that they do not turn into swept columns (a resumed run would otherwise differ by
-# resume=true from the records written before it was killed).
-RUN_CONTROL_KEYS = (
-    "concurrency",
-    "timeout_s",
-    "retry",
-    "cache",
-    "resume",
-    "resume_failed",
-    "dry_run",
-    "progress",
-    "batch",
-    "batch_poll_s",
-)
-
-
-@dataclass
-class Prices:
-    """List prices in USD per 1M tokens; null where unknown (cost is then null, never guessed)."""
-
-    input: float | None = None
-    cached_input: float | None = None
-    output: float | None = None
-    # through the Batch API (``batch=true``); cached input there costs half ``cached_input``
-    input_batch: float | None = None
-    output_batch: float | None = None
-
-
-@dataclass
-class ModelPreset:
-    """One model: where it lives, what it costs, how to count its tokens, what it accepts."""
-
-    name: str = MISSING
-    engine: str = "openai"
-    base_url: str | None = None
-    api_key_env: str | None = "OPENAI_API_KEY"
-    context_window: int = MISSING
-    max_output_tokens: int = MISSING
-    encoding: str | None = "o200k_base"
-    prices: Prices = field(default_factory=Prices)
-    accepts: list[str] = field(default_factory=lambda: list(SAMPLING_PARAMS))
-    max_tokens_param: str = "max_tokens"
-    rpm: int | None = None
-    tpm: int | None = None
-    api: str = "chat"
-    tools: list[str] = field(default_factory=lambda: ["function"])
-
-
-@dataclass
-class SystemPreset:
-    """A named system message."""
-
-    name: str = MISSING
-    message: str = MISSING
-
-
-@dataclass
-class SamplingPreset:
-    """Sampling parameters; null means "not sent" (the server's default applies)."""
-
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    stop: list[str] | None = None
-    reasoning_effort: str | None = None
-    verbosity: str | None = None
-    n: int | None = None
-
-
-@dataclass
-class ScorerSpec:
-    """How an answer is compared with its expected answer."""
-
-    kind: str = "exact"
-    ignore_case: bool = True
-    normalize_whitespace: bool = True
-    tolerance: float = 0.0
-
-
-@dataclass
-class TurnSpec:
-    """One user turn of a conversation, with an optional expected answer."""
-
-    question: str = MISSING
-    expected: str | None = None
-    scorer: str | None = None
-
-
-@dataclass
-class QuestionItem:
-    """A single question (``question``) or a multi-turn conversation (``turns``)."""
-
-    id: str | None = None
-    question: str | None = None
-    expected: str | None = None
-    scorer: str | None = None
-    turns: list[TurnSpec] = field(default_factory=list)
-
-
-@dataclass
-class QuestionSet:
-    """Questions given inline (``items``) or read from a JSONL/CSV file (``path``)."""
-
-    name: str = MISSING
-    path: str | None = None
-    items: list[QuestionItem] = field(default_factory=list)
-    scorer: ScorerSpec = field(default_factory=ScorerSpec)
-
-
-@dataclass
-class RetryPolicy:
-    """How failed calls are retried."""
-
-    max_attempts: int = 6
-    initial_backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
-    max_wait_s: float = 600.0
-
-
-@dataclass
-class CacheSettings:
-    """The on-disk response cache."""
-
-    enabled: bool = True
-    dir: str = "outputs/.cache"
-
-
-@dataclass
-class FunctionTool:
-    """A function the model may call: its JSON schema, and what answers it.
-
-    ``_target_`` names the Python callable (``package.module.function``) called with the
-    model's arguments; ``output`` is a canned answer instead (``{argument}`` fields filled).
-    """
-
-    name: str = MISSING
-    description: str = ""
-    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
-    _target_: str | None = None
-    output: str | None = None
-    strict: bool = False
-
-
-@dataclass
-class ToolSet:
-    """The tools offered to the model, and how many rounds of calls a turn may take."""
-
-    name: str = "none"
-    functions: list[FunctionTool] = field(default_factory=list)
-    builtin: list[dict[str, Any]] = field(default_factory=list)
-    choice: str = "auto"
-    max_rounds: int = 4
-
-
-@dataclass
-class ResponseFormat:
-    """Structured output: ``text`` (nothing sent), ``json_object``, or ``json_schema`` with a
-    schema given inline or in a file."""
-
-    type: str = "text"
-    name: str = "answer"
-    schema: dict[str, Any] | None = None
-    schema_path: str | None = None
-    strict: bool = True
-
-
-@dataclass
-class JudgeSettings:
-    """A model that grades answers against a rubric: the ``judge`` scorer, and re-judging.
-
-    ``model`` is a whole model preset, put there by the judge preset's defaults list
-    (``- /model@model: gpt-4.1-mini``); ``model@judge.model=echo`` chooses another.
-    """
-
-    name: str = "default"
-    model: ModelPreset | None = None
-    rubric: str | None = None
-    rubric_path: str | None = None
-    scale: str = "pass_fail"
-    threshold: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-
-
-@dataclass
-class RunConfig:
-    """The whole composed experiment, as the packaged ``runner.yaml`` lays it out."""
-
-    model: ModelPreset = MISSING
-    system: SystemPreset = MISSING
-    sampling: SamplingPreset = MISSING
-    questions: QuestionSet = MISSING
-    tools: ToolSet = field(default_factory=ToolSet)
-    response_format: ResponseFormat = field(default_factory=ResponseFormat)
-    judge: JudgeSettings = field(default_factory=JudgeSettings)
-    conversation_state: str = "client"
-    repeat: int = 1
-    failed_score: float | None = 0.0
-    max_history: int | None = None
-    token_budget: int | None = None
-    concurrency: int = 16
-    timeout_s: float = 120.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    cache: CacheSettings = field(default_factory=CacheSettings)
-    resume: bool = False
-    resume_failed: bool = False
-    dry_run: bool = False
-    progress: bool = True
-    batch: bool = False
-    batch_poll_s: float = 30.0
-
-
-def user_conf_dir() -> Path | None:
-    """``./conf`` in the working directory, if there is one."""
-    path = Path.cwd() / USER_CONF
-    return path if path.is_dir() else None
-
-
-def config_dirs() -> list[Path]:
-    """The config trees of this run, the user's first and the packaged one last.
-
-    Inside a Hydra run, the file trees of the search path Hydra composed with (``./conf``,
-    ``--config-dir``, ``--config-path``), in search-path order; elsewhere (``compose`` in a
-    notebook), what a run started here would see: ``./conf`` if present. ``CONF_DIR`` ends
-    the list.
-    """
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        sources = HydraConfig.get().runtime.config_sources
-        dirs = [Path(s.path) for s in sources if s.schema == "file" and s.path]
-    else:
-        dirs = [d for d in (user_conf_dir(), CONF_DIR) if d is not None]
-    # The packaged tree last, and always: its question files resolve under --config-path too.
-    return [d for d in dirs if d.resolve() != CONF_DIR] + [CONF_DIR]
-
-
-def find_file(path: str) -> tuple[Path | None, list[Path]]:
-    """A file a config names (questions, a schema, a rubric): absolute, or relative to the
-    working directory, then to each config tree (``config_dirs``). Returns it, or None, and
-    the places tried (for the error the caller raises)."""
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute():
-        tried = [candidate]
-    else:
-        tried = [Path.cwd() / candidate] + [d / candidate for d in config_dirs()]
-    return next((p for p in tried if p.is_file()), None), tried
-
-
-def register_resolvers() -> None:
-    """The ``${runner.*:}`` resolvers ``--help`` uses to say where the presets are."""
-
-    def user_tree() -> str:
-        found = user_conf_dir()
-        if found is not None:
-            return f"{found} (searched before the packaged tree)"
-        return f"./conf, searched first (none in {Path.cwd()}: `python -m runner init` writes one)"
-
-    resolvers = {
-        "runner.packaged_tree": lambda: str(CONF_DIR),
-        "runner.user_tree": user_tree,
-        "runner.searched_trees": lambda: ", ".join(str(d) for d in config_dirs()),
-    }
-    for name, resolver in resolvers.items():
-        OmegaConf.register_new_resolver(name, resolver, replace=True)
-
-
-def experiment_overrides(overrides: Sequence[str]) -> list[str]:
-    """The overrides that shape the answers: ``overrides`` less those of ``RUN_CONTROL_KEYS``."""
-    kept = []
-    for text in overrides:
-        key = text.lstrip("+~").partition("=")[0]
-        if key.partition(".")[0] not in RUN_CONTROL_KEYS:
-            kept.append(str(text))
-    return kept
-
-
-def register_schema() -> None:
-    """Register the schema in Hydra's ConfigStore (the packaged ``runner.yaml`` names it first)."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    store.store(name="runner_schema", node=RunConfig)
 
 
 def validate(cfg: DictConfig | RunConfig) -> RunConfig:
@@ -475,54 +156,6 @@ def describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
 # Top-level keys of the schema that take a value; every other key without a dot (and any key
 # with a folder in the config tree) names a config group (model, system, hydra/launcher, ...),
 # whose choice Hydra turns into a file path.
-_VALUE_KEYS = frozenset(f.name for f in dataclasses.fields(RunConfig) if f.default != MISSING)
-
-
-def check_group_choices(overrides: Sequence[str], trees: Sequence[Path] | None = None) -> None:
-    """Every preset chosen by ``overrides`` (``system=concise``, sweeps too) is a name inside
-    its group's folder, not a path out of it.
-
-    Hydra joins group and choice into a file path and resolves ``..``, so ``system=../../x``
-    would load a YAML file from anywhere. Raises ``ConfigError`` (before Hydra reads a file);
-    the message's example preset comes from the first of ``trees`` (default: ``config_dirs()``)
-    that has the group.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    config_trees = config_dirs() if trees is None else trees
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        group = override.key_or_group
-        if group == "judge.model" and not isinstance(override.value(), dict | None):
-            raise ConfigError(
-                f"{override.input_line}: the judge's model is a preset of conf/model/: choose it "
-                f"with model@judge.model={(override.input_line or '').partition('=')[2]}"
-            )
-        if "." in group or (  # a value (sampling.seed=1, concurrency=4), not a preset
-            group in _VALUE_KEYS and not any((Path(d) / group).is_dir() for d in config_trees)
-        ):
-            continue
-        for choice in _choices(override.value()):
-            if choice.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", choice):
-                raise ConfigError(
-                    f"{group}={choice}: a preset name must name a file in the config tree's "
-                    f"{group}/ folder{_example(group, config_trees)}"
-                )
-
-
-def _choices(value: Any) -> list[str]:
-    """The preset names an override's value chooses: one, a sweep's list, or a list of them."""
-    items = getattr(value, "list", value)  # a ChoiceSweep holds its choices in .list
-    if not isinstance(items, list):
-        items = [items]
-    return [str(getattr(item, "text", item)) for item in items if item is not None]
-
-
-def _example(group: str, trees: Sequence[Path]) -> str:
-    for directory in trees:
-        presets = sorted(p.stem for p in (Path(directory) / group).glob("*.yaml"))
-        if presets:
-            return f", e.g. {group}={presets[0]}"
-    return ""
 
 
 def _check_ranges(run: RunConfig) -> None:
@@ -859,33 +492,3 @@ def _check_judge(judge: JudgeSettings) -> None:
                 f"judge model {model.name} does not accept judge.{key}={value!r} (it accepts: "
                 f"{', '.join(model.accepts)}); set judge.{key}=null or choose another judge model"
             )
-
-
-def token_budget(run: RunConfig) -> tuple[int, int]:
-    """The prompt-plus-answer budget and the tokens reserved for the answer.
-
-    The budget is the context window, or ``token_budget`` when smaller; the reserve is
-    ``sampling.max_tokens``, else the model's max output. Raises ``ConfigError`` when the
-    reserve leaves no room for a prompt.
-    """
-    budget = min(run.token_budget or run.model.context_window, run.model.context_window)
-    reserved = run.sampling.max_tokens or run.model.max_output_tokens
-    if reserved >= budget:
-        raise ConfigError(
-            f"{reserved} tokens reserved for the answer leave no room for a prompt in a budget of "
-            f"{budget}: lower sampling.max_tokens or raise token_budget"
-        )
-    return budget, reserved
-
-
-def sampling_params(run: RunConfig) -> dict[str, Any]:
-    """The sampling params exactly as they go on the wire (nulls left out, max_tokens renamed)."""
-    params: dict[str, Any] = {}
-    for name in SAMPLING_PARAMS:
-        value = getattr(run.sampling, name)
-        if value is None:
-            continue
-        if name == "max_tokens":
-            name = run.model.max_tokens_param
-        params[name] = list(value) if name == "stop" else value
-    return params
