@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from runner.base.errors import ConfigError
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 """The packaged config tree (``runner/conf``): the presets every install has."""
 
@@ -30,6 +32,17 @@ def config_trees(dirs: Sequence[Path] = ()) -> list[Path]:
     question files resolve under ``--config-path`` too."""
     found = list(dirs) if dirs else [d for d in (user_conf_dir(),) if d is not None]
     return [d for d in found if Path(d).resolve() != CONF_DIR] + [CONF_DIR]
+
+
+def require_file(path: str, trees: Sequence[Path], key: str) -> Path:
+    """``find_file`` for the config key ``key``; ``ConfigError`` naming where it looked when
+    the file is nowhere."""
+    found, tried = find_file(path, trees)
+    if found is None:
+        raise ConfigError(
+            f"{key}={path!r} not found (looked in {', '.join(str(p) for p in tried)}): fix {key}"
+        )
+    return found
 
 
 def find_file(path: str, trees: Sequence[Path]) -> tuple[Path | None, list[Path]]:

@@ -38,7 +38,7 @@ from runner.base.schema import (
 )
 from runner.base.transcript import TranscriptWriter
 from runner.core.costs import call_cost, estimated_usage
-from runner.core.files import config_trees, find_file
+from runner.core.files import config_trees, require_file
 from runner.core.questions import Conversation
 from runner.core.scoring import unfence
 from runner.core.structured import format_spec
@@ -213,13 +213,7 @@ def _rubric(settings: JudgeSettings, trees: Sequence[Path] | None) -> str:
 def resolve_rubric_path(path: str, trees: Sequence[Path] | None = None) -> Path:
     """A rubric file: absolute, or relative to the working directory, then to each config
     tree (``trees``, by default those of a run started here), as question files are found."""
-    found, tried = find_file(path, config_trees() if trees is None else trees)
-    if found is None:
-        raise ConfigError(
-            f"judge.rubric_path={path!r} not found (looked in "
-            f"{', '.join(str(p) for p in tried)}): fix judge.rubric_path"
-        )
-    return found
+    return require_file(path, config_trees() if trees is None else trees, "judge.rubric_path")
 
 
 def verdict_schema(points: int | None) -> dict[str, Any]:

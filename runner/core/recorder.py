@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.base.record import CallError, TokenUsage, TranscriptRecord
-from runner.core.costs import call_cost, estimated_usage, split_usage
+from runner.core.costs import Charge, call_cost, estimated_usage, split_usage
 from runner.core.plan import JobPlan, record_id
 from runner.core.questions import Conversation, Turn
 from runner.core.scoring import score_answer
@@ -73,18 +73,20 @@ class Recorder:
             "turn_results": collected if final else None,
         }
         completion = outcome.completion
+
+        def charge(spent: TokenUsage | None, index: int) -> Charge:
+            # the first choice carries what the call's billed retries cost
+            return call_cost(
+                outcome,
+                spent,
+                self.prices,
+                step.estimate,
+                counter.count_text,
+                with_retries=index == 0,
+            )
+
         if completion is None:  # every choice failed with the call; the cost goes on the first
-            charges = [
-                call_cost(
-                    outcome,
-                    None,
-                    self.prices,
-                    step.estimate,
-                    counter.count_text,
-                    with_retries=i == 0,
-                )
-                for i in range(len(ids))
-            ]
+            charges = [charge(None, index) for index in range(len(ids))]
             return [
                 self.record(
                     rid,
@@ -117,14 +119,7 @@ class Recorder:
                 )
                 continue
             share = shares[index]
-            charge = call_cost(
-                outcome,
-                share,
-                self.prices,
-                step.estimate,
-                counter.count_text,
-                with_retries=index == 0,
-            )
+            cost = charge(share, index)
             records.append(
                 self.record(
                     rid,
@@ -134,9 +129,9 @@ class Recorder:
                     **common,
                     choice=index,
                     usage=share,
-                    cost=charge.cost_usd,
-                    cached_cost=charge.cached_cost_usd,
-                    retried=charge.retried,
+                    cost=cost.cost_usd,
+                    cached_cost=cost.cached_cost_usd,
+                    retried=cost.retried,
                     error=step.error if index == 0 else None,
                 )
             )

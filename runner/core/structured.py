@@ -18,7 +18,7 @@ from typing import Any
 
 from runner.base.errors import ConfigError
 from runner.base.schema import APIS, ResponseFormat
-from runner.core.files import config_trees, find_file
+from runner.core.files import config_trees, require_file
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -48,13 +48,9 @@ def load_schema(fmt: ResponseFormat, trees: Sequence[Path] | None = None) -> dic
 def resolve_schema_path(path: str, trees: Sequence[Path] | None = None) -> Path:
     """A schema file: absolute, or relative to the working directory, then to each config tree
     (``trees``, by default those of a run started here), as question files are."""
-    found, tried = find_file(path, config_trees() if trees is None else trees)
-    if found is None:
-        raise ConfigError(
-            f"response_format.schema_path={path!r} not found (looked in "
-            f"{', '.join(str(p) for p in tried)}): fix response_format.schema_path"
-        )
-    return found
+    return require_file(
+        path, config_trees() if trees is None else trees, "response_format.schema_path"
+    )
 
 
 def format_spec(

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx2
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from runner.base.record import AttemptError, CallError
 from runner.base.schema import RetryPolicy
@@ -19,7 +18,7 @@ from runner.wire.chat_completions import parse_chat_completion
 from runner.wire.completion import MalformedChunkError, Progress, json_object
 from runner.wire.gateway import CallOutcome
 from runner.wire.responses import ResponseFailedError, response_completion, responses_usage
-from runner.wire.retry import backoff_s, classify
+from runner.wire.retry import classify, retrying
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -115,17 +114,7 @@ class BatchClient:
 
     async def call(self, call: Callable[[], Awaitable[T]]) -> T:
         """One Batch API call, retried as calls are (``retry.*``)."""
-        retry = self.retry
-        retrying = AsyncRetrying(
-            sleep=self.sleep,
-            stop=stop_after_attempt(retry.max_attempts) | stop_after_delay(retry.max_wait_s),
-            wait=lambda state: backoff_s(
-                state.attempt_number, retry.initial_backoff_s, retry.max_backoff_s, None
-            ),
-            retry=retry_if_exception(lambda exc: classify(exc).retryable),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in retrying(self.retry, self.sleep):
             with attempt:
                 return await call()
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover

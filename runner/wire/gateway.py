@@ -18,13 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx2
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from runner.base.errors import CredentialsError
 from runner.base.record import AttemptError, CallError
@@ -36,7 +30,7 @@ from runner.wire.echo import ECHO_BASE_URL, echo_transport
 from runner.wire.limits import RateLimits
 from runner.wire.request import Request, request_key
 from runner.wire.responses import stream_response
-from runner.wire.retry import backoff_s, charged, classify
+from runner.wire.retry import backoff_s, charged, classify, retrying
 
 if TYPE_CHECKING:  # imported with the first client: a dry run or a bad config never pays for it
     from openai import AsyncOpenAI
@@ -227,7 +221,7 @@ class Gateway:
                 return True
             return state.attempt_number - free_retries >= retry.max_attempts
 
-        retrying = AsyncRetrying(
+        attempts = AsyncRetrying(
             sleep=self.sleep,
             stop=stop,
             wait=wait,
@@ -237,7 +231,7 @@ class Gateway:
         started = time.perf_counter()
         deadline = time.monotonic() + retry.max_wait_s
         try:
-            async for attempt in retrying:
+            async for attempt in attempts:
                 with attempt:
                     number = attempt.retry_state.attempt_number
                     progress = Progress()
@@ -268,7 +262,7 @@ class Gateway:
             return CallOutcome(
                 None,
                 error,
-                retrying.statistics.get("attempt_number", 1),
+                attempts.statistics.get("attempt_number", 1),
                 False,
                 time.perf_counter() - started,
                 attempt_errors,
@@ -277,7 +271,7 @@ class Gateway:
         return CallOutcome(
             completion,
             None,
-            retrying.statistics["attempt_number"],
+            attempts.statistics["attempt_number"],
             False,
             time.perf_counter() - started,
             attempt_errors,
@@ -290,17 +284,8 @@ class Gateway:
         """A new server-side Conversation (Responses API): its id, or why it could not be made."""
         client = self.client_for(preset)
         await self._sending.wait()
-        retrying = AsyncRetrying(
-            sleep=self.sleep,
-            stop=stop_after_attempt(retry.max_attempts) | stop_after_delay(retry.max_wait_s),
-            wait=lambda state: backoff_s(
-                state.attempt_number, retry.initial_backoff_s, retry.max_backoff_s, None
-            ),
-            retry=retry_if_exception(lambda exc: classify(exc).retryable),
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
+            async for attempt in retrying(retry, self.sleep):
                 with attempt:
                     async with self._slots:
                         made = await client.post(

@@ -7,11 +7,14 @@ import email.utils
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx2
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from runner.base.record import CallError
+from runner.base.schema import RetryPolicy
 from runner.wire.completion import IncompleteStreamError, MalformedChunkError
 from runner.wire.limits import PauseTooLong
 from runner.wire.responses import ResponseFailedError, StreamErrorEvent
@@ -74,6 +77,22 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, PauseTooLong):
         return Failure(False, None, CallError("RateLimitWait", _message(exc)))
     return Failure(False, None, CallError(type(exc).__name__, _message(exc)))
+
+
+def retrying(retry: RetryPolicy, sleep: Callable[[float], Awaitable[None]]) -> AsyncRetrying:
+    """Attempts of a call that is not itself an answer (creating a conversation, the Batch
+    API's files and batches): what ``classify`` finds retryable is tried again after a
+    jittered backoff, up to ``retry.max_attempts`` or ``retry.max_wait_s``; the last failure
+    is raised."""
+    return AsyncRetrying(
+        sleep=sleep,
+        stop=stop_after_attempt(retry.max_attempts) | stop_after_delay(retry.max_wait_s),
+        wait=lambda state: backoff_s(
+            state.attempt_number, retry.initial_backoff_s, retry.max_backoff_s, None
+        ),
+        retry=retry_if_exception(lambda exc: classify(exc).retryable),
+        reraise=True,
+    )
 
 
 def retry_after(headers: httpx2.Headers) -> float | None:
