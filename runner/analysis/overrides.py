@@ -35,31 +35,36 @@ _UNSIGNED = r"(?:0|[1-9](?:_?[0-9])*)"
 _POINT = rf"(?:{_UNSIGNED}?\.{_DIGITS}|{_UNSIGNED}\.)"
 _EXPONENT = rf"[eE][+-]?{_DIGITS}"
 _FLOAT = rf"[+-]?(?:{_POINT}(?:{_EXPONENT})?|{_UNSIGNED}{_EXPONENT}|[Ii][Nn][Ff]|[Nn][Aa][Nn])"
-_RULES = [
-    (kind, re.compile(rule))
-    for kind, rule in (
-        ("(", r"[ \t]*\([ \t]*"),
-        (",", r"[ \t]*,[ \t]*"),
-        (")", r"[ \t]*\)"),
-        ("[", r"\[[ \t]*"),
-        ("]", r"[ \t]*\]"),
-        ("{", r"\{[ \t]*"),
-        ("}", r"[ \t]*\}"),
-        (":", r"[ \t]*:[ \t]*"),
-        ("=", r"[ \t]*=[ \t]*"),
-        ("FLOAT", _FLOAT),
-        ("INT", rf"[+-]?{_UNSIGNED}"),
-        ("BOOL", r"[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]"),
-        ("NULL", r"[Nn][Uu][Ll][Ll]"),
-        ("CHAR", r"[/\-\\+.$%*@?|]"),
-        ("ID", r"[a-zA-Z_][a-zA-Z0-9_-]*"),
-        ("ESC", r"(?:\\[\\()\[\]{}:=, \t])+"),
-        ("WS", r"[ \t]+"),
-        # up to the first closing quote not escaped by an odd number of backslashes
-        ("QUOTED", r"\"(?:[^\"\\]|\\[\s\S])*\"|'(?:[^'\\]|\\[\s\S])*'"),
-        ("INTERPOLATION", r"\$\{[^}]+\}"),
-    )
-]
+_RULE_TEXTS = (
+    ("(", r"[ \t]*\([ \t]*"),
+    (",", r"[ \t]*,[ \t]*"),
+    (")", r"[ \t]*\)"),
+    ("[", r"\[[ \t]*"),
+    ("]", r"[ \t]*\]"),
+    ("{", r"\{[ \t]*"),
+    ("}", r"[ \t]*\}"),
+    (":", r"[ \t]*:[ \t]*"),
+    ("=", r"[ \t]*=[ \t]*"),
+    ("FLOAT", _FLOAT),
+    ("INT", rf"[+-]?{_UNSIGNED}"),
+    ("BOOL", r"[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]"),
+    ("NULL", r"[Nn][Uu][Ll][Ll]"),
+    ("CHAR", r"[/\-\\+.$%*@?|]"),
+    ("ID", r"[a-zA-Z_][a-zA-Z0-9_-]*"),
+    ("ESC", r"(?:\\[\\()\[\]{}:=, \t])+"),
+    ("WS", r"[ \t]+"),
+    # up to the first closing quote not escaped by an odd number of backslashes
+    ("QUOTED", r"\"(?:[^\"\\]|\\[\s\S])*\"|'(?:[^'\\]|\\[\s\S])*'"),
+    ("INTERPOLATION", r"\$\{[^}]+\}"),
+)
+
+
+@functools.cache
+def _rules() -> list[tuple[str, re.Pattern[str]]]:
+    """The rules, compiled with the first value read (not as the command line starts)."""
+    return [(kind, re.compile(rule)) for kind, rule in _RULE_TEXTS]
+
+
 _PRIMITIVE = {"ID", "NULL", "INT", "FLOAT", "BOOL", "INTERPOLATION", "CHAR", ":", "ESC", "WS"}
 _DICT_KEY = _PRIMITIVE - {":", "INTERPOLATION"}
 
@@ -69,7 +74,7 @@ _WORD = r"[A-Za-z_$][A-Za-z0-9_$-]*"
 _PART = rf"(?:{_WORD}|{_UNSIGNED})"
 _PACKAGE = rf"(?:{_PART}(?:\.{_PART})+|{_WORD})?"
 _ID = r"[A-Za-z_][A-Za-z0-9_-]*"
-_KEY = re.compile(rf"(?:~|\+\+?)?(?:{_ID}(?:/{_ID})+|{_PACKAGE})(?:@{_PACKAGE})?")
+_KEY = rf"(?:~|\+\+?)?(?:{_ID}(?:/{_ID})+|{_PACKAGE})(?:@{_PACKAGE})?"
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -77,7 +82,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     pos = 0
     while pos < len(text):
-        found = [(kind, m[0]) for kind, rule in _RULES if (m := rule.match(text, pos))]
+        found = [(kind, m[0]) for kind, rule in _rules() if (m := rule.match(text, pos))]
         if not found:
             raise ValueError(f"no token of Hydra's grammar at {text[pos:]!r}")
         tokens.append(max(found, key=lambda token: len(token[1])))  # max keeps the first
@@ -357,7 +362,7 @@ def shown_value(text: str) -> str:
     if value == written and written[:1] in ("[", "{"):  # a list or dict: Hydra reads it whole
         key, _, rest = text.partition("=")
         try:  # a sweep shows as written (Hydra's report shows its sweep object's repr)
-            value = parse_element(rest) if _KEY.fullmatch(key) else raw
+            value = parse_element(rest) if re.fullmatch(_KEY, key) else raw
         except ValueError:
             value = raw
     return show(value)

@@ -31,12 +31,16 @@ class Totals:
     latency_s: float | None = None  # the sum of the calls' latencies
     latencies: list[float] = field(default_factory=list)  # answered calls not from the cache
     answers: list[Answer] = field(default_factory=list)  # the final answers, for scoring
-    keep_text: bool = field(default=True, repr=False)  # answers keep their text (agreement)
+    # What is kept record by record, for those who need it: answers (scores) with their text
+    # (agreement), and latencies (percentiles). A running count keeps neither.
+    keep_answers: bool = field(default=True, repr=False)
+    keep_text: bool = field(default=True, repr=False)
+    keep_latencies: bool = field(default=True, repr=False)
 
     @classmethod
-    def of(cls, records: Iterable[dict[str, Any]], keep_text: bool = True) -> Totals:
-        """The totals of ``records``."""
-        totals = cls(keep_text=keep_text)
+    def of(cls, records: Iterable[dict[str, Any]]) -> Totals:
+        """The totals of ``records``, answers with their text and latencies kept."""
+        totals = cls()
         totals.add(list(records))
         return totals
 
@@ -66,8 +70,10 @@ class Totals:
             latency = as_float(record.get("latency_s"))
             if latency is not None:
                 self.latency_s = latency if self.latency_s is None else self.latency_s + latency
-                if not error and not record.get("cache_hit"):
+                if self.keep_latencies and not error and not record.get("cache_hit"):
                     self.latencies.append(latency)
+        if not self.keep_answers:
+            return []
         answers = []
         for record in final_records(records):  # whole calls: a tool loop's asking ones aside
             answer = self._answer(record)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,13 @@ class JobFacts:
 
 
 def write_job_facts(directory: Path, facts: JobFacts) -> Path:
-    """Write ``job.json`` into ``directory`` whole (a new file renamed over the old one)."""
+    """Write ``job.json`` into ``directory`` whole (a new file renamed over the old one; not
+    synced to the disk: after a crash, a reader that finds it unreadable passes it over)."""
     path = directory / JOB_FILE
     fresh = path.with_name(JOB_FILE + ".tmp")
     data = json.dumps(dataclasses.asdict(facts), ensure_ascii=False, indent=1) + "\n"
-    with fresh.open("w", encoding="utf-8") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    fresh.replace(path)
+    fresh.write_text(data, encoding="utf-8")
+    fresh.replace(path)  # readers see the old file or the new one, never half of one
     return path
 
 

@@ -1,6 +1,7 @@
-"""The notebook chat: a conversation with one model that streams each answer as it arrives.
+"""The notebook chat's mechanics: a conversation with one model that streams each answer as it
+arrives (``Chat``; ``runner.cli.chat.ChatSession`` composes its settings from presets).
 
-``ChatSession`` keeps the exchanges, trims them to the token budget with the engine's rules
+A session keeps the exchanges, trims them to the token budget with the engine's rules
 (``runner.core.history.build_prompt``) and sends each question through the same ``Gateway`` as
 an experiment (retries and all, no response cache). In Jupyter the answer is live Markdown
 in the cell's output; in a terminal or a script it is printed as it streams. Either way a

@@ -21,7 +21,6 @@ from typing import Any
 
 from runner.base.jobfile import JobFacts, write_job_facts
 from runner.base.schema import CacheSettings
-from runner.core.batch import execute_batch
 from runner.core.job import JobResult, JobRunner, RecordSink, TranscriptWriteError, open_writer
 from runner.core.judge import judge_for_job
 from runner.core.lock import lock_transcript
@@ -47,7 +46,9 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
         base_url = gateway.endpoint_for(plan.run.model)
     with lock_transcript(plan.transcript):
         _write_facts(plan)
-        if plan.run.batch:
+        if plan.run.batch:  # loaded by the jobs that use it
+            from runner.core.batch import execute_batch
+
             return await execute_batch(plan, gateway, sink, base_url)
         return await _execute_streamed(plan, gateway, sink, base_url)
 

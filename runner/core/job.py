@@ -50,6 +50,7 @@ class JobResult(Totals):
     failed_score: float | None = 0.0  # the config's: what a failed answer scores
     scores: list[float] = field(default_factory=list)  # the final answers' own scores
     keep_text: bool = field(default=False, repr=False)  # a job keeps answers small
+    keep_latencies: bool = field(default=False, repr=False)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
     _judged: dict[str, float] = field(default_factory=dict, repr=False)
 

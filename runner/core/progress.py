@@ -18,7 +18,8 @@ class Progress:
     """One bar for everything running in an event loop; silent when stderr is not a terminal."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self.totals = Totals(keep_text=False)  # of every record written so far
+        # of every record written so far: counts and sums only
+        self.totals = Totals(keep_answers=False, keep_latencies=False)
         # Some terminals (ptys, CI consoles) report a size of 0x0, and tqdm then draws nothing;
         # shutil falls back to 80x24 there.
         size = shutil.get_terminal_size()
@@ -43,7 +44,6 @@ class Progress:
         totals = self.totals
         turns = totals.turns
         totals.add(records)
-        totals.answers.clear()  # the line shows no score: nothing to keep
         self._bar.set_postfix_str(
             f"errors={totals.errors} tokens={totals.total_tokens or 0:,} "
             f"cost=${totals.cost_usd or 0.0:.4f}",

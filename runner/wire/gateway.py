@@ -26,7 +26,6 @@ from runner.base.schema import ModelPreset, RetryPolicy
 from runner.wire.cache import ResponseCache, cache_key
 from runner.wire.chat_completions import stream_completion
 from runner.wire.completion import Completion, Progress, timeout_for
-from runner.wire.echo import ECHO_BASE_URL, echo_transport
 from runner.wire.limits import RateLimits
 from runner.wire.request import Request, request_key
 from runner.wire.responses import stream_response
@@ -103,7 +102,9 @@ class Gateway:
             from openai import AsyncOpenAI
 
             api_key = api_key_for(preset)
-            if preset.engine == "echo":
+            if preset.engine == "echo":  # the simulator loads with the first echo client
+                from runner.wire.echo import ECHO_BASE_URL, echo_transport
+
                 http = httpx2.AsyncClient(transport=echo_transport())
                 client = AsyncOpenAI(
                     api_key=api_key, base_url=ECHO_BASE_URL, max_retries=0, http_client=http
