@@ -75,3 +75,19 @@ def test_files_are_found_in_the_trees_given(
     run.response_format.schema_path = "nope.json"
     with pytest.raises(ConfigError, match=r"^response_format\.schema_path='nope\.json' not found"):
         plan_job(run, JobInfo(output_dir=tmp_path), trees=config_trees([mine]))
+
+
+def test_a_refused_start_leaves_the_jobs_facts_as_they_were(tmp_path: Path) -> None:
+    """job.json is the transcript's: a run that may not write there does not rewrite it."""
+    from runner.base.jobfile import read_job_facts
+    from runner.cli.experiment import run_job
+
+    run_job(["failed_score=0.25", "cache.enabled=false"], tmp_path)
+    with pytest.raises(ConfigError, match="already holds records: pass resume=true"):
+        run_job(["failed_score=0.75", "questions=math_chat", "cache.enabled=false"], tmp_path)
+    facts = read_job_facts(tmp_path)
+    assert facts is not None
+    assert (facts.failed_score, facts.question_set) == (0.25, "capitals")
+    run_job(["failed_score=0.25", "cache.enabled=false", "resume=true"], tmp_path)
+    facts = read_job_facts(tmp_path)
+    assert facts is not None and facts.overrides == ["failed_score=0.25"]

@@ -26,7 +26,14 @@ from typing import Any, TypeVar
 from runner.base.errors import ConfigError
 from runner.base.record import CallError
 from runner.base.schema import ModelPreset, RetryPolicy
-from runner.core.job import JobResult, JobRunner, RecordSink, TranscriptWriteError, open_writer
+from runner.core.job import (
+    JobResult,
+    JobRunner,
+    RecordSink,
+    TranscriptWriteError,
+    open_writer,
+    write_facts,
+)
 from runner.core.plan import JobPlan
 from runner.core.questions import Conversation
 from runner.core.recorder import Recorder
@@ -121,6 +128,7 @@ async def execute_batch(
             "choose a new hydra.run.dir / hydra.sweep.dir"
         )
     done = _ask_unanswered_again(plan, done)
+    write_facts(plan)  # once the transcript is this job's to write
     result = JobResult(failed_score=plan.run.failed_score)
     with open_writer(plan.transcript) as writer:
         rounds = Rounds(plan, gateway, state)

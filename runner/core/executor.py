@@ -19,9 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runner.base.jobfile import JobFacts, write_job_facts
 from runner.base.schema import CacheSettings
-from runner.core.job import JobResult, JobRunner, RecordSink, TranscriptWriteError, open_writer
+from runner.core.job import (
+    JobResult,
+    JobRunner,
+    RecordSink,
+    TranscriptWriteError,
+    open_writer,
+    write_facts,
+)
 from runner.core.judge import judge_for_job
 from runner.core.lock import lock_transcript
 from runner.core.plan import JobPlan
@@ -45,29 +51,11 @@ async def execute_job(plan: JobPlan, gateway: Gateway, sink: RecordSink | None =
     if plan.run.model.engine != "echo":
         base_url = gateway.endpoint_for(plan.run.model)
     with lock_transcript(plan.transcript):
-        _write_facts(plan)
         if plan.run.batch:  # loaded by the jobs that use it
             from runner.core.batch import execute_batch
 
             return await execute_batch(plan, gateway, sink, base_url)
         return await _execute_streamed(plan, gateway, sink, base_url)
-
-
-def _write_facts(plan: JobPlan) -> None:
-    facts = JobFacts(
-        job=plan.info.job,
-        overrides=list(plan.info.overrides),
-        failed_score=plan.run.failed_score,
-        question_set=plan.run.questions.name,
-        conversations=[c.id for c in plan.conversations],
-    )
-    try:
-        write_job_facts(plan.info.output_dir, facts)
-    except OSError as exc:
-        raise TranscriptWriteError(
-            f"cannot write into {plan.info.output_dir} ({exc.strerror or exc}): free some space "
-            "or choose another hydra.run.dir / hydra.sweep.dir"
-        ) from None
 
 
 async def _execute_streamed(
@@ -76,6 +64,7 @@ async def _execute_streamed(
     done = resume_records(plan, base_url)
     if plan.run.resume_failed:
         done = ask_again(plan, done, failed_call, FAILED_AGAIN)
+    write_facts(plan)  # once the transcript is this job's to write
     result = JobResult(failed_score=plan.run.failed_score)
     judge = judge_for_job(
         plan.judge,

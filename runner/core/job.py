@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from runner.analysis.stats import Answer, mean_score
 from runner.analysis.totals import Totals
 from runner.base.errors import RunnerError
+from runner.base.jobfile import JobFacts, write_job_facts
 from runner.base.record import CallError, TranscriptRecord
 from runner.base.transcript import TranscriptWriter
 from runner.core.history import Exchange, exchange
@@ -77,6 +78,25 @@ class JobResult(Totals):
         index = self._index.get(record_id)
         if index is not None and self.answers[index].score is None:
             self.answers[index] = dataclasses.replace(self.answers[index], score=score)
+
+
+def write_facts(plan: JobPlan) -> None:
+    """Write the job's ``job.json`` (what it asks, and what a failed answer scores);
+    ``TranscriptWriteError`` when it cannot be written."""
+    facts = JobFacts(
+        job=plan.info.job,
+        overrides=list(plan.info.overrides),
+        failed_score=plan.run.failed_score,
+        question_set=plan.run.questions.name,
+        conversations=[c.id for c in plan.conversations],
+    )
+    try:
+        write_job_facts(plan.info.output_dir, facts)
+    except OSError as exc:
+        raise TranscriptWriteError(
+            f"cannot write into {plan.info.output_dir} ({exc.strerror or exc}): free some space "
+            "or choose another hydra.run.dir / hydra.sweep.dir"
+        ) from None
 
 
 def open_writer(path: Path) -> TranscriptWriter:
