@@ -317,7 +317,7 @@ def _number(config: DictConfig, idx: int) -> None:
 def _check_job(config: DictConfig) -> JobCheck | None:
     """Validate and plan a job the sweeper composed to check it, as the launcher would; None
     for a dry run (its estimate is made from the job composed again)."""
-    from runner.cli.hydra_setup import job_trees
+    from runner.cli.hydra_setup import interpolates, job_trees
     from runner.core.plan import JobInfo, plan_job
     from runner.core.validation import validate
 
@@ -325,20 +325,11 @@ def _check_job(config: DictConfig) -> JobCheck | None:
         run = validate(task)
         # Without an interpolation (``${...}``) the job's values are the same when it runs
         # (under its own Hydra config, working dir and environment) as here.
-        fixed = not _interpolates(plain(task))
+        fixed = not interpolates(plain(task))
     if run.dry_run:
         return None
     plan = plan_job(run, JobInfo(output_dir=Path(".")), trees=job_trees(config))
     return JobCheck(plan.calls, _sweep_wide(run), run, fixed)
-
-
-def _interpolates(value: Any) -> bool:
-    """Whether a config, as ``plain`` gives it, holds an interpolation anywhere."""
-    if isinstance(value, dict):
-        return any(_interpolates(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_interpolates(v) for v in value)
-    return isinstance(value, str) and "${" in value
 
 
 def _sweep_wide(run: RunConfig) -> dict[str, Any]:

@@ -71,15 +71,16 @@ def job_trees(config: DictConfig) -> list[Path]:
 
 def holds_interpolation(config: DictConfig) -> bool:
     """Whether a config holds an interpolation (``${...}``) anywhere, resolved or not."""
+    return interpolates(OmegaConf.to_container(config, resolve=False))
 
-    def walk(value: Any) -> bool:
-        if isinstance(value, dict):
-            return any(walk(v) for v in value.values())
-        if isinstance(value, list):
-            return any(walk(v) for v in value)
-        return isinstance(value, str) and "${" in value
 
-    return walk(OmegaConf.to_container(config, resolve=False))
+def interpolates(value: Any) -> bool:
+    """Whether a config as plain containers (unresolved) holds an interpolation anywhere."""
+    if isinstance(value, dict):
+        return any(interpolates(v) for v in value.values())
+    if isinstance(value, list):
+        return any(interpolates(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
 def cli_trees(config_dir: str | None, config_path: str | None) -> list[Path]:
